@@ -1,0 +1,341 @@
+"""Session config: a typed loader for configs/*.json whose errors name the JSON path and the problem.
+
+Example error: ``session.symbols[2]: 'aa pl' is not a ticker``. See configs/example.json for every key.
+Relative paths (data_root, results_dir) are taken relative to the current directory, where honcho runs.
+Environment overrides: SESSION_DATA_ROOT, SESSION_RESULTS_DIR, and SESSION_ENDPOINT_<NAME> per endpoint.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from common.timeconv import interval_minutes, parse_date, parse_wall_time
+
+TICKER_RE = re.compile(r"^[A-Z][A-Z0-9.\-]{0,9}$")
+STAGE_NAMES = ("processor", "quality", "analysis")
+DEFAULT_ENDPOINTS = {
+    "coordinator_pub": "tcp://127.0.0.1:5550",
+    "coordinator_router": "tcp://127.0.0.1:5551",
+    "coordinator_pull": "tcp://127.0.0.1:5552",
+    "processor_pub": "tcp://127.0.0.1:5553",
+    "quality_pub": "tcp://127.0.0.1:5554",
+}
+
+
+class ConfigError(ValueError):
+    """A config problem; the message starts with the JSON path."""
+
+
+def check_ticker(value, where: str) -> str:
+    if not isinstance(value, str) or not TICKER_RE.match(value.strip().upper()) or " " in value.strip():
+        raise ConfigError(f"{where}: {value!r} is not a ticker")
+    return value.strip().upper()
+
+
+@dataclass(frozen=True)
+class HistoricalEntry:
+    trailing_days: int
+    intervals: tuple[str, ...]
+    apply_to: tuple[str, ...] | None  # None = all symbols
+
+
+@dataclass(frozen=True)
+class StrategyEntry:
+    target: str  # module:Class
+    params: dict
+    name: str
+    on_error: str  # "disable" | "stop"
+
+
+@dataclass(frozen=True)
+class ScheduledCommand:
+    date: dt.date | None  # None = every session (first occurrence of the time)
+    time: dt.time
+    command: str
+    symbols: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    path: str
+    mode: str
+    start_date: dt.date
+    end_date: dt.date
+    symbols: tuple[str, ...]
+    streams: tuple[str, ...]
+    clock_speed: float | None  # None = max
+    missing_data: str  # "error" | "drop"
+    historical: tuple[HistoricalEntry, ...]
+    indicators: tuple[dict, ...]
+    strategies: tuple[StrategyEntry, ...]
+    schedule: tuple[ScheduledCommand, ...]
+    stages: tuple[str, ...]
+    flow_window: int
+    ack_timeout_s: float
+    heartbeat_s: float
+    endpoints: dict = field(default_factory=dict)
+    data_root: Path = Path("data/store")
+    results_dir: Path = Path("results")
+    calendar: str = "XNYS"
+    raw: dict = field(default_factory=dict)
+
+    def derived_minutes(self) -> list[int]:
+        """N-minute intervals the processor generates (every stream except 1m, plus indicator ones)."""
+        wanted = set(self.streams) | {e["interval"] for e in self.indicators}
+        return sorted({interval_minutes(i) for i in wanted if i != "1m" and interval_minutes(i) > 0})
+
+    def history_days(self, symbol: str) -> int:
+        """Trailing days of 1m history this symbol gets (max over the entries that apply to it)."""
+        days = [h.trailing_days for h in self.historical if h.apply_to is None or symbol in h.apply_to]
+        return max(days, default=0)
+
+
+def _expect(value, types, where: str, what: str):
+    if not isinstance(value, types) or (isinstance(value, bool) and bool not in _as_tuple(types)):
+        raise ConfigError(f"{where}: expected {what}, got {json.dumps(value)}")
+    return value
+
+
+def _as_tuple(types):
+    return types if isinstance(types, tuple) else (types,)
+
+
+def _only_keys(obj: dict, allowed: set, where: str) -> None:
+    unknown = sorted(set(obj) - allowed)
+    if unknown:
+        prefix = f"{where}." if where else ""
+        raise ConfigError(f"{prefix}{unknown[0]}: unknown key (allowed: {', '.join(sorted(allowed))})")
+
+
+def _interval(value, where: str, allow_daily: bool = False) -> str:
+    _expect(value, str, where, "an interval like '5m'")
+    try:
+        minutes = interval_minutes(value)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    if minutes == 0 and not allow_daily:
+        raise ConfigError(f"{where}: '1d' is only allowed in historical intervals")
+    return value
+
+
+def _date(value, where: str) -> dt.date:
+    try:
+        return parse_date(_expect(value, str, where, "a date like '2025-07-02'"))
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _positive_int(value, where: str, maximum: int = 10**6) -> int:
+    _expect(value, int, where, "a positive integer")
+    if not 1 <= value <= maximum:
+        raise ConfigError(f"{where}: {value} is out of range 1..{maximum}")
+    return value
+
+
+def _symbols(value, where: str, allow_empty: bool = False) -> tuple[str, ...]:
+    _expect(value, list, where, "a list of tickers")
+    if not value and not allow_empty:
+        raise ConfigError(f"{where}: at least one symbol is needed")
+    out = [check_ticker(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    dupes = sorted({s for s in out if out.count(s) > 1})
+    if dupes:
+        raise ConfigError(f"{where}: {dupes[0]} is listed twice")
+    return tuple(out)
+
+
+def _parse_session(obj, where: str = "session") -> dict:
+    _expect(obj, dict, where, "an object")
+    _only_keys(obj, {"mode", "start_date", "end_date", "symbols", "streams", "clock", "missing_data",
+                     "calendar"}, where)
+    for key in ("start_date", "end_date", "symbols"):
+        if key not in obj:
+            raise ConfigError(f"{where}.{key}: required")
+    mode = obj.get("mode", "backtest")
+    if mode != "backtest":
+        raise ConfigError(f"{where}.mode: {mode!r} is not supported (only 'backtest')")
+    start, end = _date(obj["start_date"], f"{where}.start_date"), _date(obj["end_date"], f"{where}.end_date")
+    if end < start:
+        raise ConfigError(f"{where}.end_date: {end} is before start_date {start}")
+    streams = obj.get("streams", ["1m"])
+    _expect(streams, list, f"{where}.streams", "a list of intervals")
+    streams = tuple(_interval(s, f"{where}.streams[{i}]") for i, s in enumerate(streams))
+    if "1m" not in streams:
+        raise ConfigError(f"{where}.streams: must include '1m' (the base interval)")
+    clock = obj.get("clock", "max")
+    if clock == "max" or clock == {"mode": "max"}:
+        speed = None
+    elif isinstance(clock, dict) and set(clock) == {"speed"}:
+        speed = _expect(clock["speed"], (int, float), f"{where}.clock.speed", "a number")
+        if not speed > 0:
+            raise ConfigError(f"{where}.clock.speed: must be > 0")
+        speed = float(speed)
+    else:
+        raise ConfigError(f"{where}.clock: expected \"max\" or {{\"speed\": N}}, got {json.dumps(clock)}")
+    missing = obj.get("missing_data", "error")
+    if missing not in ("error", "drop"):
+        raise ConfigError(f"{where}.missing_data: expected 'error' or 'drop', got {missing!r}")
+    return {"mode": mode, "start_date": start, "end_date": end,
+            "symbols": _symbols(obj["symbols"], f"{where}.symbols"), "streams": streams,
+            "clock_speed": speed, "missing_data": missing,
+            "calendar": _expect(obj.get("calendar", "XNYS"), str, f"{where}.calendar", "a calendar name")}
+
+
+def _parse_historical(value, where: str = "historical") -> tuple[HistoricalEntry, ...]:
+    _expect(value, list, where, "a list")
+    out = []
+    for i, entry in enumerate(value):
+        w = f"{where}[{i}]"
+        _expect(entry, dict, w, "an object")
+        _only_keys(entry, {"trailing_days", "intervals", "apply_to"}, w)
+        days = _positive_int(entry.get("trailing_days"), f"{w}.trailing_days", 260)
+        intervals = entry.get("intervals", ["1m"])
+        _expect(intervals, list, f"{w}.intervals", "a list of intervals")
+        intervals = tuple(_interval(x, f"{w}.intervals[{j}]", allow_daily=True) for j, x in enumerate(intervals))
+        apply_to = entry.get("apply_to", "all")
+        apply = None if apply_to == "all" else _symbols(apply_to, f"{w}.apply_to")
+        out.append(HistoricalEntry(days, intervals, apply))
+    return tuple(out)
+
+
+def _parse_indicators(value, where: str = "indicators") -> tuple[dict, ...]:
+    from common.indicators import validate_indicator
+
+    _expect(value, list, where, "a list")
+    out = []
+    for i, entry in enumerate(value):
+        w = f"{where}[{i}]"
+        _expect(entry, dict, w, "an object")
+        if "interval" in entry:
+            _interval(entry["interval"], f"{w}.interval")
+        try:
+            out.append(validate_indicator(entry, w))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    return tuple(out)
+
+
+def _parse_strategies(value, where: str = "strategies") -> tuple[StrategyEntry, ...]:
+    _expect(value, list, where, "a list")
+    out = []
+    for i, entry in enumerate(value):
+        w = f"{where}[{i}]"
+        _expect(entry, dict, w, "an object")
+        _only_keys(entry, {"class", "params", "name", "on_error"}, w)
+        target = _expect(entry.get("class"), str, f"{w}.class", "'module:Class'")
+        if not re.match(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$", target):
+            raise ConfigError(f"{w}.class: {target!r} is not 'module:Class'")
+        params = _expect(entry.get("params", {}), dict, f"{w}.params", "an object")
+        name = _expect(entry.get("name", target.split(":")[1]), str, f"{w}.name", "a string")
+        on_error = entry.get("on_error", "disable")
+        if on_error not in ("disable", "stop"):
+            raise ConfigError(f"{w}.on_error: expected 'disable' or 'stop', got {on_error!r}")
+        out.append(StrategyEntry(target, params, name, on_error))
+    names = [s.name for s in out]
+    for i, name in enumerate(names):
+        if names.count(name) > 1:
+            raise ConfigError(f"{where}[{i}].name: {name!r} is used twice")
+    return tuple(out)
+
+
+def _parse_schedule(value, where: str = "schedule") -> tuple[ScheduledCommand, ...]:
+    _expect(value, list, where, "a list")
+    out = []
+    for i, entry in enumerate(value):
+        w = f"{where}[{i}]"
+        _expect(entry, dict, w, "an object")
+        _only_keys(entry, {"at", "command", "symbols", "date"}, w)
+        command = entry.get("command")
+        if command not in ("add-symbol", "remove-symbol", "pause"):
+            raise ConfigError(f"{w}.command: expected add-symbol, remove-symbol or pause, got {command!r}")
+        at = _expect(entry.get("at"), str, f"{w}.at", "an exchange time like '12:06'")
+        try:
+            wall = parse_wall_time(at)
+        except ValueError as exc:
+            raise ConfigError(f"{w}.at: {exc}") from None
+        day = _date(entry["date"], f"{w}.date") if "date" in entry else None
+        symbols = _symbols(entry.get("symbols", []), f"{w}.symbols", allow_empty=command == "pause")
+        out.append(ScheduledCommand(day, wall, command, symbols))
+    return tuple(out)
+
+
+def _parse_endpoints(value, where: str = "endpoints") -> dict:
+    _expect(value, dict, where, "an object")
+    _only_keys(value, set(DEFAULT_ENDPOINTS), where)
+    out = dict(DEFAULT_ENDPOINTS)
+    for key, addr in value.items():
+        out[key] = _expect(addr, str, f"{where}.{key}", "an endpoint like tcp://127.0.0.1:5550")
+    for key in out:
+        env = os.environ.get(f"SESSION_ENDPOINT_{key.upper()}")
+        if env:
+            out[key] = env
+    for key, addr in out.items():
+        if not re.match(r"^(tcp://[^:]+:\d+|ipc://.+|inproc://.+)$", addr):
+            raise ConfigError(f"{where}.{key}: {addr!r} is not a tcp://host:port or ipc:// endpoint")
+        if addr.startswith("tcp://*") or addr.startswith("tcp://0.0.0.0"):
+            raise ConfigError(f"{where}.{key}: wildcard addresses need CURVE keys, which this build does not configure")
+    return out
+
+
+def parse_config(obj: dict, path: str = "<config>") -> SessionConfig:
+    """Validate a config object; raises ConfigError('<json path>: <problem>')."""
+    _expect(obj, dict, "(top level)", "an object")
+    _only_keys(obj, {"name", "session", "historical", "indicators", "strategies", "schedule", "stages",
+                     "flow", "endpoints", "data_root", "results_dir", "description"}, "")
+    if "session" not in obj:
+        raise ConfigError("session: required")
+    session = _parse_session(obj["session"])
+    flow = obj.get("flow", {})
+    _expect(flow, dict, "flow", "an object")
+    _only_keys(flow, {"window", "ack_timeout_s", "heartbeat_s"}, "flow")
+    window = _positive_int(flow.get("window", 8), "flow.window", 10_000)
+    ack_timeout = float(_expect(flow.get("ack_timeout_s", 10.0), (int, float), "flow.ack_timeout_s", "seconds"))
+    heartbeat = float(_expect(flow.get("heartbeat_s", 0.5), (int, float), "flow.heartbeat_s", "seconds"))
+    if ack_timeout <= 0 or heartbeat <= 0:
+        raise ConfigError("flow: ack_timeout_s and heartbeat_s must be > 0")
+    stages = obj.get("stages", list(STAGE_NAMES))
+    _expect(stages, list, "stages", "a list of stage names")
+    for i, stage in enumerate(stages):
+        if stage not in STAGE_NAMES:
+            raise ConfigError(f"stages[{i}]: {stage!r} is not one of {', '.join(STAGE_NAMES)}")
+    data_root = os.environ.get("SESSION_DATA_ROOT") or _expect(
+        obj.get("data_root", "data/store"), str, "data_root", "a folder path")
+    results_dir = os.environ.get("SESSION_RESULTS_DIR") or _expect(
+        obj.get("results_dir", "results"), str, "results_dir", "a folder path")
+    indicators = _parse_indicators(obj.get("indicators", []))
+    return SessionConfig(
+        path=path,
+        historical=_parse_historical(obj.get("historical", [])),
+        indicators=indicators,
+        strategies=_parse_strategies(obj.get("strategies", [])),
+        schedule=_parse_schedule(obj.get("schedule", [])),
+        stages=tuple(stages),
+        flow_window=window,
+        ack_timeout_s=ack_timeout,
+        heartbeat_s=heartbeat,
+        endpoints=_parse_endpoints(obj.get("endpoints", {})),
+        data_root=Path(data_root),
+        results_dir=Path(results_dir),
+        raw=obj,
+        **session,
+    )
+
+
+def load_config(path: str | os.PathLike) -> SessionConfig:
+    """Read and validate a JSON config file; errors name the file and the JSON path."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    try:
+        return parse_config(obj, str(path))
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
