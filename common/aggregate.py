@@ -39,6 +39,15 @@ def window_end(start_ns: int, open_ns: int, close_ns: int, minutes: int) -> int:
     return min(t + width, close_ns)
 
 
+def check_next_step(last_clock_ns: int | None, clock_ns: int, close_ns: int | None) -> None:
+    """Steps come one minute apart up to the close: a skipped or repeated step is a bug upstream."""
+    if last_clock_ns is None:
+        raise RuntimeError("start_session() before on_step()")
+    if clock_ns != last_clock_ns + NS_PER_MIN or clock_ns > close_ns:
+        raise ValueError(f"step clock {clock_ns}: expected {last_clock_ns + NS_PER_MIN} "
+                         f"(one minute after {last_clock_ns}, at most the close {close_ns})")
+
+
 def _sequential_sum(values: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """Per-group sum folded left to right, exactly as the streaming `acc + x` does.
 
@@ -188,20 +197,13 @@ class WindowAggregator:
             return self.close_ns
         return self.open_ns + (clock_ns - self.open_ns) // self._width * self._width
 
-    def _check_next_clock(self, clock_ns: int) -> None:
-        if self.clock_ns is None:
-            raise RuntimeError("start_session() before on_step()")
-        if clock_ns != self.clock_ns + NS_PER_MIN or clock_ns > self.close_ns:
-            raise ValueError(f"step clock {clock_ns}: expected {self.clock_ns + NS_PER_MIN} "
-                             f"(one minute after {self.clock_ns}, at most the close {self.close_ns})")
-
     def on_step(self, clock_ns: int, slots: np.ndarray, open: np.ndarray, high: np.ndarray,
                 low: np.ndarray, close: np.ndarray, volume: np.ndarray) -> Emitted | None:
         """Fold the 1m bars that closed at `clock_ns` (open time clock-1m); emit windows ending now.
 
         `slots` must be unique; the value arrays are aligned with it.
         """
-        self._check_next_clock(clock_ns)
+        check_next_step(self.clock_ns, clock_ns, self.close_ns)
         self.clock_ns = int(clock_ns)
         self._fold(np.asarray(slots, np.int64), open, high, low, close, volume)
         if clock_ns != self._window_end:

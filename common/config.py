@@ -202,9 +202,11 @@ def _parse_historical(value, where: str = "historical") -> tuple[HistoricalEntry
 
 
 def _parse_indicators(value, where: str = "indicators") -> tuple[dict, ...]:
+    _expect(value, list, where, "a list")
+    if not value:
+        return ()
     from common.indicators import validate_indicator
 
-    _expect(value, list, where, "a list")
     out = []
     for i, entry in enumerate(value):
         w = f"{where}[{i}]"

@@ -99,6 +99,10 @@ class SessionEngine:
         self.active: np.ndarray = np.zeros(0, bool)
         self.batch: DayBatch | None = None
         self.extra: list[tuple[int, DayBatch]] = []
+        self.day: dt.date | None = None
+        self.clock_ns = self.open_ns = self.close_ns = 0
+        self.step_row = self.n_minutes = 0
+        self.pace_origin, self.pace_row = clock(), 0
         self._schedule_config()
 
     # ---- registration and acks -----------------------------------------------------------------
@@ -504,13 +508,17 @@ class SessionEngine:
                 self.set_speed(speed)
             return {"speed": self.speed or "max"}
         if name == "stop":
-            self.stop_requested = True
-            if self.state == "waiting":
-                self.state = "done"
+            self.request_stop()
             return {"stopping": True}
         if name in ("add-symbol", "remove-symbol"):
             return self._queue_symbol_op(name, args, request_id)
         raise CommandError(f"unknown command {name!r}")
+
+    def request_stop(self) -> None:
+        """Stop at the next step boundary; before the first session, end at once."""
+        self.stop_requested = True
+        if self.state == "waiting":
+            self._end_backtest("stopped")
 
     def _require_running(self) -> None:
         if self.state not in ("running", "paused"):

@@ -351,6 +351,8 @@ def parse_csv(path: str | os.PathLike, symbol: str | None = None, tz=None) -> Pa
     path_text = str(path)
     path = Path(path)
     zone = _resolve_tz(tz)
+    if not path.is_file():
+        raise CsvImportError(f"{path_text}: no such file")
     if symbol is None:
         symbol = symbol_from_filename(path)
         if symbol is None:

@@ -33,6 +33,7 @@ RESUME = "RESUME"                    # streaming resumes at clock
 SYMBOL_REMOVED = "SYMBOL_REMOVED"    # a symbol left the session
 SESSION_END = "SESSION_END"          # the session's last step was published
 BACKTEST_END = "BACKTEST_END"        # no more sessions: flush results and confirm
+SHUTDOWN = "SHUTDOWN"                # every participant flushed: exit now
 HEARTBEAT = "HEARTBEAT"              # liveness + last seq (not sequenced itself)
 # Published by the processor / quality (PUB):
 DERIVED = "DERIVED"                  # derived bars + indicator values of one step, all symbols
@@ -48,7 +49,7 @@ ACK = "ACK"                          # stage finished step/snapshot/end `ref`
 
 SEQUENCED = frozenset({
     SESSION_START, HISTORY, STEP, PAUSE, CATCHUP_SNAPSHOT, RESUME, SYMBOL_REMOVED, SESSION_END,
-    BACKTEST_END, DERIVED, DERIVED_SNAPSHOT, QUALITY, QUALITY_SNAPSHOT,
+    BACKTEST_END, SHUTDOWN, DERIVED, DERIVED_SNAPSHOT, QUALITY, QUALITY_SNAPSHOT,
 })
 ALL_TYPES = SEQUENCED | {HEARTBEAT, HELLO, COMMAND, REPLY, ACK}
 
@@ -70,6 +71,7 @@ BODY_FIELDS: dict[str, dict[str, tuple]] = {
     SYMBOL_REMOVED: {"symbol": _STR},
     SESSION_END: {"date": _STR, "steps": _INT},
     BACKTEST_END: {"sessions": _INT},
+    SHUTDOWN: {},
     HEARTBEAT: {},
     DERIVED: {"intervals": _LIST, "indicators": _LIST},
     DERIVED_SNAPSHOT: {"intervals": _LIST, "indicators": _LIST, "scope": _STR},

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from common.aggregate import window_ns
+from common.aggregate import check_next_step, window_ns
 from common.timeconv import NS_PER_MIN
 
 Gap = tuple[int, int, int]  # (first missing open time ns, last missing open time ns, count)
@@ -165,7 +165,8 @@ class QualityTracker:
         self._last_present = np.zeros(0, np.int64)
         self._n_closed_gaps = np.zeros(0, np.int64)
         self._completeness_sum = np.zeros(0, np.float64)
-        self._reported = np.zeros((0, 2), np.float64)  # (pct, completeness) last reported as changed
+        self._reported_pct = np.zeros(0, np.float64)  # values as last returned by on_step as changed
+        self._reported_completeness = np.zeros(0, np.float64)
         self._gaps: list[list[tuple[int, int]]] = []
         self.resize(n_slots)
 
@@ -195,7 +196,8 @@ class QualityTracker:
         self._last_present = grown(self._last_present, -1)
         self._n_closed_gaps = grown(self._n_closed_gaps, 0)
         self._completeness_sum = grown(self._completeness_sum, 0.0)
-        self._reported = grown(self._reported, np.nan)
+        self._reported_pct = grown(self._reported_pct, np.nan)
+        self._reported_completeness = grown(self._reported_completeness, np.nan)
         self._gaps = self._gaps[:keep] + [[] for _ in range(n_slots - keep)]
 
     def _reset_slots(self, index) -> None:
@@ -204,7 +206,8 @@ class QualityTracker:
         self._last_present[index] = -1
         self._n_closed_gaps[index] = 0
         self._completeness_sum[index] = 0.0
-        self._reported[index] = np.nan
+        self._reported_pct[index] = np.nan
+        self._reported_completeness[index] = np.nan
 
     def clear_slot(self, slot: int) -> None:
         """Stop tracking the slot (symbol removed); `seed_slot` starts it again."""
@@ -230,11 +233,7 @@ class QualityTracker:
         Returns the tracked slots whose pct, completeness or gaps changed (sorted int64; empty
         between window closes).
         """
-        if self.clock_ns is None:
-            raise RuntimeError("start_session() before on_step()")
-        if clock_ns != self.clock_ns + NS_PER_MIN or clock_ns > self.close_ns:
-            raise ValueError(f"step clock {clock_ns}: expected {self.clock_ns + NS_PER_MIN} "
-                             f"(one minute after {self.clock_ns}, at most the close {self.close_ns})")
+        check_next_step(self.clock_ns, clock_ns, self.close_ns)
         self.clock_ns = int(clock_ns)
         self._in_window[np.asarray(slots_with_bar, np.int64)] += 1
         if clock_ns != self._window_end:
@@ -265,10 +264,11 @@ class QualityTracker:
     def _changed_slots(self, unit: int) -> np.ndarray:
         """Tracked slots whose pct or completeness moved, or whose trailing gap opened or grew (no
         bar in this unit). A gap that closes keeps its (first, last), so it changes nothing."""
-        values = np.column_stack((self.pct(), self.completeness()))
-        moved = (values != self._reported).any(axis=1) | (self._last_present != unit)
-        changed = np.flatnonzero(self._active & moved)
-        self._reported[changed] = values[changed]
+        pct, completeness = self.pct(), self.completeness()
+        moved = (pct != self._reported_pct) | (completeness != self._reported_completeness)
+        changed = np.flatnonzero(self._active & (moved | (self._last_present != unit)))
+        self._reported_pct[changed] = pct[changed]
+        self._reported_completeness[changed] = completeness[changed]
         return changed
 
     # -- queries -------------------------------------------------------------------------------
@@ -280,7 +280,10 @@ class QualityTracker:
         return self._present[self._index(slots)].copy()
 
     def pct(self, slots=None) -> np.ndarray:
-        return np.asarray(quality_pct(self._present[self._index(slots)], self._closed), np.float64)
+        present = self._present[self._index(slots)]
+        if not self._closed:
+            return np.full(present.shape, 100.0)
+        return np.minimum(100.0, 100.0 * present / float(self._closed))  # as `quality_pct`
 
     def completeness(self, slots=None) -> np.ndarray:
         """Mean of count / window minutes over closed windows (1.0 when none has closed yet)."""
@@ -289,11 +292,14 @@ class QualityTracker:
 
     def _trailing_gap(self, slot: int) -> tuple[int, int] | None:
         last = int(self._last_present[slot])
-        return (last + 1, self._closed - 1) if last < self._closed - 1 else None
+        if not self._active[slot] or last >= self._closed - 1:
+            return None
+        return last + 1, self._closed - 1
 
     def gap_count(self, slots=None) -> np.ndarray:
         index = self._index(slots)
-        return self._n_closed_gaps[index] + (self._last_present[index] < self._closed - 1)
+        trailing = self._active[index] & (self._last_present[index] < self._closed - 1)
+        return self._n_closed_gaps[index] + trailing
 
     def gaps(self, slot: int) -> list[Gap]:
         """Closed gaps plus the open trailing one: (first missing open time, last, count in units)."""
@@ -324,5 +330,41 @@ class QualityTracker:
         self._last_present[slot] = last
         self._n_closed_gaps[slot] = len(runs)
         self._completeness_sum[slot] = _completeness_sum(closed, lengths)
-        self._reported[slot] = (self.pct([slot])[0], self.completeness([slot])[0])
+        # as streaming: after a window close the reported values are the current ones
+        seen = bool(self._closed)
+        self._reported_pct[slot] = self.pct([slot])[0] if seen else np.nan
+        self._reported_completeness[slot] = self.completeness([slot])[0] if seen else np.nan
         self._gaps[slot] = runs
+
+    # -- hand-over -----------------------------------------------------------------------------
+
+    def state(self) -> dict:
+        """Plain dict (ints and numpy arrays; closed gaps flattened) for `from_state`."""
+        gap_slot = np.repeat(np.arange(self.n_slots, dtype=np.int64), [len(g) for g in self._gaps])
+        flat = np.array([gap for gaps in self._gaps for gap in gaps], np.int64).reshape(-1, 2)
+        return {
+            "minutes": self.minutes, "open_ns": self.open_ns, "close_ns": self.close_ns,
+            "clock_ns": self.clock_ns, "closed": self._closed, "window_end": self._window_end,
+            "active": self._active.copy(), "in_window": self._in_window.copy(),
+            "present": self._present.copy(), "last_present": self._last_present.copy(),
+            "completeness_sum": self._completeness_sum.copy(),
+            "reported_pct": self._reported_pct.copy(),
+            "reported_completeness": self._reported_completeness.copy(),
+            "gap_slot": gap_slot, "gap_first": flat[:, 0].copy(), "gap_last": flat[:, 1].copy(),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict) -> "QualityTracker":
+        tracker = cls(len(state["active"]), int(state["minutes"]))
+        for key in ("open_ns", "close_ns", "clock_ns"):
+            setattr(tracker, key, None if state[key] is None else int(state[key]))
+        tracker._closed, tracker._window_end = int(state["closed"]), int(state["window_end"])
+        tracker._active = np.array(state["active"], bool)
+        for key in ("in_window", "present", "last_present"):
+            setattr(tracker, f"_{key}", np.array(state[key], np.int64))
+        for key in ("completeness_sum", "reported_pct", "reported_completeness"):
+            setattr(tracker, f"_{key}", np.array(state[key], np.float64))
+        for slot, first, last in zip(*(np.asarray(state[k]).tolist() for k in ("gap_slot", "gap_first", "gap_last"))):
+            tracker._gaps[slot].append((first, last))
+        tracker._n_closed_gaps = np.array([len(g) for g in tracker._gaps], np.int64)
+        return tracker

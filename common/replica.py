@@ -206,3 +206,78 @@ class SessionReplica:
             h.update(key.encode())
             h.update(np.ascontiguousarray(arr).tobytes())
         return h.hexdigest()
+
+
+def split_by_slot(slots: np.ndarray, bars: Bars) -> dict[int, Bars]:
+    """One batch of many symbols' bars -> {slot: that slot's bars, in time order}."""
+    if not len(slots):
+        return {}
+    order = np.argsort(slots, kind="stable")
+    slots_sorted = slots[order]
+    bounds = np.flatnonzero(np.diff(slots_sorted)) + 1
+    out = {}
+    for lo, hi in zip(np.concatenate([[0], bounds]).tolist(), np.concatenate([bounds, [len(slots)]]).tolist()):
+        out[int(slots_sorted[lo])] = bars.take(order[lo:hi])
+    return out
+
+
+def apply_coordinator_message(replica: SessionReplica, msg) -> None:
+    """Bring a replica up to date with one coordinator message (the part every stage shares)."""
+    from common import protocol as P
+
+    body = msg.body
+    if msg.type == P.SESSION_START:
+        minutes = sorted({m for values in body["generated"].values() for m in values})
+        replica.start_session(body["date"], body["open_ns"], body["close_ns"], body["symbols"], minutes,
+                              body.get("dynamic", []))
+    elif msg.type == P.HISTORY:
+        slots, bars = P.batch_from_arrays(msg.arrays)
+        for slot, part in split_by_slot(slots, bars).items():
+            replica.set_history(replica.symbols[slot], body["interval"], part)
+    elif msg.type == P.STEP:
+        slots, bars = P.batch_from_arrays(msg.arrays)
+        replica.append_bars("1m", slots, bars)
+        replica.clock_ns = msg.clock
+        replica.steps += 1
+    elif msg.type == P.CATCHUP_SNAPSHOT:
+        slot = replica.add_symbol(body["symbol"], dynamic=True)
+        if slot != body["slot"]:
+            raise P.ProtocolError(f"CATCHUP_SNAPSHOT: {body['symbol']} has slot {slot} here, {body['slot']} upstream")
+        _, history = P.batch_from_arrays(msg.arrays, "h_")
+        replica.set_history(body["symbol"], "1m", history)
+        slots, bars = P.batch_from_arrays(msg.arrays, "s_")
+        replica.append_bars("1m", slots, bars)
+    elif msg.type == P.SYMBOL_REMOVED:
+        replica.remove_symbol(body["symbol"])
+
+
+def apply_processor_answer(replica: SessionReplica, msg) -> None:
+    """Derived bars and indicator values from a DERIVED / DERIVED_SNAPSHOT message.
+
+    Layout: for each interval I in body["intervals"], a bar batch with prefix 'I_' plus 'I_count';
+    for each [I, key, outputs] in body["indicators"], arrays 'I|key|output' aligned with I's batch.
+    A history-scoped snapshot goes to the replica's history instead of the session grid.
+    """
+    from common import protocol as P
+
+    history = msg.body.get("scope") == "history" or msg.body.get("history_part")
+    for interval in msg.body["intervals"]:
+        slots, bars = P.batch_from_arrays(msg.arrays, f"{interval}_")
+        counts = msg.arrays[f"{interval}_count"]
+        if msg.body.get("scope") == "history":
+            for slot, part in split_by_slot(slots, bars).items():
+                replica.set_history(replica.symbols[slot], interval, part)
+        else:
+            replica.append_bars(interval, slots, bars, counts)
+    if history:
+        return
+    for interval, key, outputs in msg.body["indicators"]:
+        slots, bars = P.batch_from_arrays(msg.arrays, f"{interval}_")
+        for output in outputs:
+            replica.put_indicator(interval, key, output, slots, bars.ts, msg.arrays[f"{interval}|{key}|{output}"])
+
+
+def apply_quality_answer(replica: SessionReplica, msg) -> None:
+    """Quality values (QUALITY / QUALITY_SNAPSHOT): body['table'] maps symbol -> {interval: values}."""
+    for symbol, values in msg.body.get("table", {}).items():
+        replica.quality.setdefault(symbol, {}).update(values)

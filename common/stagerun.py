@@ -1,0 +1,267 @@
+"""Runtime shared by the processor, quality and analysis processes: sockets, handshake, ordering, acks.
+
+Start-up without loss: a stage connects its SUB sockets first, waits until it has received a HEARTBEAT
+from every publisher it listens to (proof that its subscriptions are in place), and only then sends
+HELLO. The coordinator publishes nothing sequenced before every configured stage said HELLO.
+
+Ordering: processor and quality answer some coordinator messages with one message each (RESPONSES,
+tagged with the coordinator's seq as body["ref"]). A stage that listens to them handles coordinator
+message n only when every answer to n is in hand, so it always sees a step with its derived bars and
+quality. Every sequenced message is checked for loss by per-publisher seq.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+import uuid
+from collections import deque
+
+import zmq
+
+from common import protocol as P
+from common.config import SessionConfig
+
+# Which coordinator message each answering stage answers, and with which type.
+RESPONSES = {
+    "processor": {P.STEP: P.DERIVED, P.HISTORY: P.DERIVED_SNAPSHOT, P.CATCHUP_SNAPSHOT: P.DERIVED_SNAPSHOT},
+    "quality": {P.STEP: P.QUALITY, P.HISTORY: P.QUALITY_SNAPSHOT, P.CATCHUP_SNAPSHOT: P.QUALITY_SNAPSHOT,
+                P.SESSION_END: P.QUALITY_SNAPSHOT},
+}
+_PUB_ENDPOINT = {"processor": "processor_pub", "quality": "quality_pub"}
+
+
+class StopRequested(Exception):
+    pass
+
+
+class StageRuntime:
+    """Sockets and message plumbing of one stage; the stage's logic is a `handler` object.
+
+    handler.handle(msg, answers) is called once per coordinator message in order, with the answers
+    of the upstream stages (dict stage -> Message). It returns a list of Messages to publish (stages
+    with a PUB only). The runtime acks STEP/CATCHUP_SNAPSHOT/BACKTEST_END for participants.
+    """
+
+    def __init__(self, config: SessionConfig, name: str, role: str, handler, listen_to: tuple[str, ...] = (),
+                 publishes: bool = False, log: logging.Logger | None = None):
+        self.config = config
+        self.name = name
+        self.role = role
+        self.handler = handler
+        self.listen_to = tuple(s for s in listen_to if s in config.stages)
+        self.log = log or logging.getLogger(name)
+        self.ctx = zmq.Context.instance()
+        ep = config.endpoints
+        self.subs: dict[str, zmq.Socket] = {}
+        for source, key in [("coordinator", "coordinator_pub")] + [(s, _PUB_ENDPOINT[s]) for s in self.listen_to]:
+            sock = self.ctx.socket(zmq.SUB)
+            sock.setsockopt(zmq.RCVHWM, 0)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.setsockopt(zmq.SUBSCRIBE, b"")
+            sock.connect(ep[key])
+            self.subs[source] = sock
+        self.dealer = self.ctx.socket(zmq.DEALER)
+        self.dealer.setsockopt(zmq.LINGER, 0)
+        self.dealer.connect(ep["coordinator_router"])
+        self.push = self.ctx.socket(zmq.PUSH)
+        self.push.setsockopt(zmq.LINGER, 2000)
+        self.push.connect(ep["coordinator_pull"])
+        self.publisher = None
+        if publishes:
+            pub = self.ctx.socket(zmq.PUB)
+            pub.setsockopt(zmq.SNDHWM, 0)
+            pub.setsockopt(zmq.LINGER, 2000)
+            pub.bind(ep[_PUB_ENDPOINT[name]])
+            self.publisher = P.Publisher(pub, name)
+        self.seq = P.SequenceChecker()
+        self.queue: deque[P.Message] = deque()
+        self.answers: dict[str, dict[int, P.Message]] = {s: {} for s in self.listen_to}
+        self.heard: set[str] = set()
+        self.registered = False
+        self.stopping = False
+        self.finished = False
+        self.flushed = False
+        self.lost = 0
+        self.malformed = 0
+
+    # ---- lifecycle -----------------------------------------------------------------------------
+    def install_signal_handlers(self) -> None:
+        def on_signal(signum, frame):
+            self.stopping = True
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+
+    def run(self) -> int:
+        poller = zmq.Poller()
+        for sock in self.subs.values():
+            poller.register(sock, zmq.POLLIN)
+        poller.register(self.dealer, zmq.POLLIN)
+        last_beat = 0.0
+        self.last_heard = time.monotonic()
+        silence_limit = max(10.0, 20 * self.config.heartbeat_s)
+        while not self.finished:
+            now = time.monotonic()
+            if self.stopping:
+                self.log.info("signal received: flushing and exiting")
+                self._flush()
+                return 0
+            if self.registered and now - self.last_heard > silence_limit:
+                self.log.error("coordinator silent for %.0f s: flushing and exiting", now - self.last_heard)
+                self._flush()
+                return 1
+            beat_every = self.config.heartbeat_s if self.registered else 0.05
+            if self.publisher is not None and now - last_beat >= beat_every:
+                self.publisher.heartbeat()
+                last_beat = now
+            if not self.registered and self.heard >= set(self.subs):
+                self._send_hello()
+            events = dict(poller.poll(timeout=int(beat_every * 1000)))
+            for source, sock in self.subs.items():
+                if sock in events:
+                    self._drain(source, sock)
+            if self.dealer in events:
+                frames = self.dealer.recv_multipart()
+                try:
+                    reply = P.decode(frames)
+                    if not reply.body.get("ok"):
+                        self.log.error("registration refused: %s", reply.body.get("error"))
+                        return 1
+                except P.ProtocolError as exc:
+                    self.log.error("bad reply from coordinator: %s", exc)
+            self._process_queue()
+        return 0
+
+    def _send_hello(self) -> None:
+        hello = P.Message(P.HELLO, {"stage": self.name, "role": self.role, "pid": os.getpid()})
+        self.dealer.send_multipart(P.encode(hello))
+        self.registered = True
+        self.log.info("subscriptions in place (%s); registered as %s", ", ".join(sorted(self.subs)), self.role)
+
+    def _drain(self, source: str, sock) -> None:
+        """Read everything waiting on one SUB socket without blocking."""
+        while True:
+            try:
+                frames = sock.recv_multipart(flags=zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            try:
+                msg = P.decode([f.buffer for f in frames])
+            except P.ProtocolError as exc:
+                self.malformed += 1
+                self.log.error("malformed message from %s dropped: %s", source, exc)
+                continue
+            self.heard.add(source)
+            if source == "coordinator":
+                self.last_heard = time.monotonic()
+            lost = self.seq.check(msg)
+            if lost:
+                self.lost += lost
+                self.log.error("LOSS: %d message(s) from %s missing before seq %d", lost, msg.pub, msg.seq)
+            if msg.type == P.HEARTBEAT:
+                continue
+            if source == "coordinator":
+                self.queue.append(msg)
+            else:
+                ref = msg.body.get("ref")
+                if isinstance(ref, int):
+                    self.answers[source][ref] = msg
+
+    def _process_queue(self) -> None:
+        while self.queue and not self.finished:
+            msg = self.queue[0]
+            needed = {}
+            for stage in self.listen_to:
+                if msg.type in RESPONSES[stage]:
+                    answer = self.answers[stage].get(msg.seq)
+                    if answer is None:
+                        return
+                    needed[stage] = answer
+            self.queue.popleft()
+            for stage in needed:
+                del self.answers[stage][msg.seq]
+            self._handle(msg, needed)
+
+    def _handle(self, msg: P.Message, answers: dict) -> None:
+        t0 = time.perf_counter_ns()
+        outgoing = self.handler.handle(msg, answers) or []
+        for out in outgoing:
+            out.body.setdefault("ref", msg.seq)
+            out.step, out.clock = msg.step, msg.clock
+            self.publisher.send(out)
+        busy = time.perf_counter_ns() - t0
+        if msg.type == P.SHUTDOWN:
+            self.finished = True
+            return
+        if self.role != "participant":
+            if msg.type == P.BACKTEST_END:
+                self._flush()
+            return
+        if msg.type == P.STEP:
+            self._ack("step", msg.step, busy, msg.clock)
+        elif msg.type == P.CATCHUP_SNAPSHOT:
+            self._ack("snapshot", msg.body["snapshot_id"], busy, msg.clock)
+        elif msg.type == P.BACKTEST_END:
+            self._flush()
+
+    def _ack(self, kind: str, ref: int, busy_ns: int = 0, clock: int = 0) -> None:
+        self.push.send_multipart(P.encode(P.ack(self.name, kind, ref, busy_ns, clock)))
+
+    def _flush(self) -> None:
+        """Write results once, confirm to the coordinator; exit comes with SHUTDOWN (or a signal)."""
+        if self.flushed:
+            return
+        self.flushed = True
+        flush = getattr(self.handler, "flush", None)
+        if flush is not None:
+            flush()
+        if self.lost:
+            self.log.error("%d message(s) were lost during the run", self.lost)
+        if self.role == "participant" and self.registered:
+            self._ack("flushed", 0)
+        if self.stopping or self.role != "participant":
+            self.finished = True
+
+    def close(self) -> None:
+        for sock in list(self.subs.values()) + [self.dealer]:
+            sock.close(0)
+        self.push.close()
+        if self.publisher is not None:
+            self.publisher.socket.close()
+        self.ctx.term()
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def stage_main(name: str, make_handler, config_path: str, role: str = "participant",
+               listen_to: tuple[str, ...] = (), publishes: bool = False, overrides=None) -> int:
+    """Load the config, build the stage's handler and run its loop; returns the exit code."""
+    from common.config import ConfigError, load_config
+    from common.logsetup import setup_logging
+
+    log = setup_logging(name)
+    try:
+        config = load_config(config_path)
+        if overrides:
+            config = overrides(config)
+        handler = make_handler(config, log)
+    except (ConfigError, ValueError, ImportError) as exc:
+        log.error("config error: %s", exc)
+        return 2
+    runtime = StageRuntime(config, name, role, handler, listen_to=listen_to, publishes=publishes, log=log)
+    runtime.install_signal_handlers()
+    try:
+        return runtime.run()
+    finally:
+        ignore_termination()
+        runtime.close()
+
+
+def ignore_termination() -> None:
+    """Once a process is shutting down on its own, a late SIGTERM/SIGINT (honcho stopping the others
+    when the first one exits) must not turn a clean exit into a kill during interpreter teardown."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

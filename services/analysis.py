@@ -1,0 +1,55 @@
+"""Analysis process: runs user strategies on a local replica of the session data.
+
+Sockets: SUB coordinator + processor + quality, DEALER registration, PUSH acks (participant only).
+Run: python -m services.analysis --config configs/default.json [--strategy mypkg.mod:MyStrategy --param fast=10]
+"""
+import dataclasses
+import json
+import sys
+
+import click
+
+from common.analysis import AnalysisHandler
+from common.config import StrategyEntry
+from common.stagerun import stage_main
+
+
+def _param(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise click.BadParameter(f"{text!r} is not key=value")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+@click.command()
+@click.option("--config", "config_path", default="configs/default.json", show_default=True)
+@click.option("--name", default="analysis", show_default=True, help="Stage name (results go to results/<name>).")
+@click.option("--strategy", "targets", multiple=True, help="module:Class to run instead of the config's strategies.")
+@click.option("--param", "params", multiple=True, help="key=value parameter for --strategy (JSON values).")
+@click.option("--observer", "role", flag_value="observer", help="Attach without joining the credit window.")
+@click.option("--participant", "role", flag_value="participant", default=True, help="Join the credit window (default).")
+@click.option("--connect", default=None, help="Coordinator host, e.g. tcp://10.0.0.5 (ports from the config).")
+def main(config_path, name, targets, params, role, connect) -> None:
+    """Run an analysis process."""
+    parsed = dict(_param(p) for p in params)
+    strategies = [StrategyEntry(t, parsed, t.split(":")[-1], "disable") for t in targets] or None
+
+    def make_handler(config, log):
+        return AnalysisHandler(config, log, name=name, strategies=strategies)
+
+    def overrides(config):
+        if not connect:
+            return config
+        host = connect.rstrip("/")
+        endpoints = {k: f"{host}:{v.rsplit(':', 1)[1]}" for k, v in config.endpoints.items() if v.startswith("tcp://")}
+        return dataclasses.replace(config, endpoints={**config.endpoints, **endpoints})
+
+    sys.exit(stage_main(name, make_handler, config_path, role=role, listen_to=("processor", "quality"),
+                        overrides=overrides))
+
+
+if __name__ == "__main__":
+    main()
