@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python -m services.demo
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m services.demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

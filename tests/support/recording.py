@@ -1,0 +1,21 @@
+"""Strategies used by the integration tests: they record what they saw as signals."""
+
+
+class ClockRecorder:
+    """One signal per step with the clock and the number of 1m bars in it."""
+
+    def on_step(self, ctx, step):
+        ctx.signal("CLOCK", "buy", len(step["1m"]["symbols"]), "step")
+
+
+class CallbackRecorder:
+    """One signal per callback: which callback, symbol, interval and bar time (catch-up checks)."""
+
+    def on_bar(self, ctx, symbol, interval, bar):
+        ctx.signal(symbol, "buy", bar.count, f"on_bar {interval} {bar.ts}")
+
+    def on_symbol_added(self, ctx, symbol):
+        ctx.signal(symbol, "buy", len(ctx.bars(symbol)), "on_symbol_added")
+
+    def on_symbol_removed(self, ctx, symbol):
+        ctx.signal(symbol, "sell", 0, "on_symbol_removed")

@@ -1,0 +1,140 @@
+"""Integration: the four real processes over ipc sockets on generated data."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from common.results import read_replica_dump
+from conftest import ROOT, Pipeline, ctl, proc_env, write_config
+
+SESSIONS = ["2025-07-02", "2025-07-03", "2025-07-07"]  # 07-04 is a holiday, 07-05/06 a weekend
+CLOCK = [{"class": "support.recording:ClockRecorder", "name": "clock"}]
+
+
+def _signals(results) -> dict:
+    return pq.read_table(results / "analysis" / "signals.parquet").to_pydict()
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory, sample_store):
+    tmp = tmp_path_factory.mktemp("run")
+    config = write_config(tmp, sample_store.root, strategies=CLOCK)
+    pipe = Pipeline(tmp, config)
+    codes = pipe.wait()
+    return tmp, pipe, codes
+
+
+def test_every_process_exits_zero_without_loss(full_run):
+    tmp, pipe, codes = full_run
+    assert codes == {"coordinator": 0, "processor": 0, "quality": 0, "analysis": 0}, pipe.all_logs()
+    logs = pipe.all_logs()
+    assert "LOSS" not in logs and " ERROR " not in logs, logs
+
+
+def test_steps_per_session_and_no_holiday(full_run, calendar):
+    tmp, _, _ = full_run
+    summary = pq.read_table(tmp / "results" / "analysis" / "summary.parquet").to_pydict()
+    assert summary["session_date"] == SESSIONS
+    assert summary["steps"] == [390, 210, 390]
+    sig = _signals(tmp / "results")
+    clocks = np.array(sig["clock_ns"], dtype=np.int64)
+    assert np.all(np.diff(clocks) > 0), "clock went backwards or stood still between steps"
+    for day, steps in zip(SESSIONS, [390, 210, 390]):
+        open_ns, close_ns = calendar.open_close_ns(day)
+        in_day = clocks[(clocks > open_ns) & (clocks <= close_ns)]
+        assert len(in_day) == steps
+        assert np.array_equal(in_day, open_ns + 60_000_000_000 * np.arange(1, steps + 1))
+    assert not any(s.startswith("2025-07-04") for s in sig["clock"])
+
+
+def test_replica_holds_every_regular_hours_bar(full_run, sample_store, calendar):
+    tmp, _, _ = full_run
+    for day in SESSIONS:
+        open_ns, close_ns = calendar.open_close_ns(day)
+        dump = read_replica_dump(tmp / "results" / "analysis" / f"replica_{day}.parquet")
+        for symbol in ("AAPL", "MSFT"):
+            expected, _ = sample_store.read_session(symbol, day, open_ns, close_ns)
+            assert np.array_equal(dump[f"{symbol}/1m/ts"], expected.ts)
+            assert np.array_equal(dump[f"{symbol}/1m/close"], expected.close)
+            assert np.array_equal(dump[f"{symbol}/1m/volume"], expected.volume)
+
+
+def test_ctl_without_coordinator_fails_fast():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = subprocess.run([sys.executable, "-m", "services.ctl", "--endpoint", f"tcp://127.0.0.1:{port}", "status"],
+                            cwd=ROOT, env=proc_env(), capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0
+    assert "no coordinator answering" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def _wait_for_status(config, predicate, attempts=400):
+    """Poll ctl status until predicate(status) holds (each call is a real round trip)."""
+    for _ in range(attempts):
+        res = ctl(config, "status", "--json")
+        if res.returncode == 0:
+            status = json.loads(res.stdout)
+            if predicate(status):
+                return status
+    raise AssertionError("status never reached the expected state")
+
+
+def test_pause_holds_clock_then_resume_and_stop(tmp_path, sample_store):
+    config = write_config(tmp_path, sample_store.root, session={"clock": {"speed": 3000}})
+    pipe = Pipeline(tmp_path, config)
+    try:
+        _wait_for_status(config, lambda s: s["state"] == "running" and s["session_step"] > 3)
+        paused = ctl(config, "pause")
+        assert paused.returncode == 0, paused.stderr
+        first = _wait_for_status(config, lambda s: s["operator_paused"])
+        again = [json.loads(ctl(config, "status", "--json").stdout) for _ in range(5)]
+        assert all(s["clock_ns"] == first["clock_ns"] and s["steps_done"] == first["steps_done"] for s in again)
+        table = ctl(config, "session", "--json")
+        rows = json.loads(table.stdout)
+        assert {r["symbol"] for r in rows} == {"AAPL", "MSFT"}
+        assert all(r["bars_1m"] <= first["session_step"] for r in rows)
+        assert ctl(config, "resume").returncode == 0
+        _wait_for_status(config, lambda s: s["steps_done"] > first["steps_done"])
+        assert ctl(config, "speed", "max").returncode == 0
+        stopped = ctl(config, "stop")
+        assert stopped.returncode == 0, stopped.stderr
+        codes = pipe.wait(timeout=30)
+    finally:
+        pipe.kill()
+    assert codes == {"coordinator": 0, "processor": 0, "quality": 0, "analysis": 0}, pipe.all_logs()
+    assert (tmp_path / "results" / "analysis" / "summary.parquet").exists()
+
+
+def test_sigterm_drains_and_exits(tmp_path, sample_store):
+    config = write_config(tmp_path, sample_store.root, session={"clock": {"speed": 3000}})
+    pipe = Pipeline(tmp_path, config)
+    try:
+        _wait_for_status(config, lambda s: s["state"] == "running")
+        for proc in pipe.procs.values():
+            proc.send_signal(signal.SIGTERM)
+        codes = pipe.wait(timeout=10)
+    finally:
+        pipe.kill()
+    assert all(code in (0, 1) for code in codes.values()), codes
+    assert "Traceback" not in pipe.all_logs()
+
+
+def test_honcho_runs_the_procfile(tmp_path, sample_store):
+    config = write_config(tmp_path, sample_store.root, session={"end_date": "2025-07-03"})
+    env = proc_env()
+    env["SESSION_CONFIG"] = str(config)
+    honcho = os.path.join(os.path.dirname(sys.executable), "honcho")
+    result = subprocess.run([honcho, "start"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "backtest completed after 2 session(s)" in result.stdout
+    assert (tmp_path / "results" / "analysis" / "summary.parquet").exists()
