@@ -276,14 +276,19 @@ class SessionEngine:
                 days.append(day.isoformat())
         return Bars.concat(parts), days, wanted
 
+    def _sessions_table(self, days: list[str]) -> list[list]:
+        """[[date, open_ns, close_ns], ...] so stages can cut history into sessions without a calendar."""
+        return [[d, *self.calendar.open_close_ns(d)] for d in sorted(set(days))]
+
     def _publish_history(self, symbols: list[str], slots: list[int]) -> None:
         first_needed = min((self.calendar.sessions_before(self.day, max(1, self.config.history_days(s)))[0]
                             for s in symbols), default=self.day) if symbols else self.day
         for key in [k for k in self.history_cache if k[1] < first_needed]:
             del self.history_cache[key]
-        all_slots, parts, days_by_symbol = [], [], {}
+        all_slots, parts, days_by_symbol, all_days = [], [], {}, []
         for symbol, slot in zip(symbols, slots):
             bars, days, wanted = self._history_for(symbol)
+            all_days += days
             if wanted and len(days) < wanted:
                 log.warning("%s: %d of %d trailing days of history in the store", symbol, len(days), wanted)
             days_by_symbol[symbol] = [len(days), wanted]
@@ -291,7 +296,8 @@ class SessionEngine:
             parts.append(bars)
         bars = Bars.concat(parts)
         slots_arr = np.concatenate(all_slots) if all_slots else np.empty(0, np.int32)
-        self.publish(P.Message(P.HISTORY, {"symbols": symbols, "interval": "1m", "days": [],
+        self.publish(P.Message(P.HISTORY, {"symbols": symbols, "interval": "1m", "days": sorted(set(all_days)),
+                                           "sessions": self._sessions_table(all_days),
                                            "history_days": days_by_symbol},
                                P.batch_arrays(slots_arr, bars), step=self.global_step, clock=self.clock_ns))
 
@@ -427,6 +433,7 @@ class SessionEngine:
         self.publish(P.Message(P.CATCHUP_SNAPSHOT, {
             "symbol": symbol, "slot": slot, "days": days, "caught_up": len(caught),
             "dropped": dropped, "snapshot_id": self.snapshot_id, "history_wanted": wanted,
+            "sessions": self._sessions_table(days), "open_ns": self.open_ns, "close_ns": self.close_ns,
         }, arrays, step=self.global_step, clock=self.clock_ns))
         self.dynamic[symbol] = DynamicInfo(symbol, self.clock_ns, self.day.isoformat(), len(caught),
                                            dropped, len(days), wanted)

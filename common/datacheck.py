@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from common.bars import Bars
-from common.timeconv import NS_PER_MIN, exchange_date, fmt_exchange
+from common.timeconv import NS_PER_MIN, fmt_exchange
 
 _TICKER_RE = re.compile(r"^[A-Z][A-Z0-9.\-]{0,14}$")
 
@@ -172,4 +172,4 @@ def check_symbol(store, calendar, symbol: str, start: dt.date | None = None,
 
 def describe_ts(ns: int) -> str:
     """Exchange-time label of a timestamp for messages ('2025-07-02 09:30 ET')."""
-    return f"{exchange_date(ns).isoformat()} {fmt_exchange(ns)} ET"
+    return f"{fmt_exchange(ns, with_date=True)} ET"

@@ -156,13 +156,13 @@ def generate(store, calendar, symbols: Iterable[str], start: dt.date | str, end:
     if int(seed) < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
     seed = int(seed)
-    names = [normalise_symbol(s) for s in symbols]
+    names = list(dict.fromkeys(normalise_symbol(s) for s in symbols))   # unique, in order
     if not names:
         raise ValueError("no symbols given")
     days = calendar.sessions(start, end)
     bounds = [calendar.open_close_ns(day) for day in days]
     total = files = 0
-    for symbol in dict.fromkeys(names):
+    for symbol in names:
         profile = symbol_profile(symbol, seed)
         for day, (open_ns, close_ns) in zip(days, bounds):
             bars = generate_day(symbol, day, open_ns, close_ns, seed, profile)
@@ -170,4 +170,4 @@ def generate(store, calendar, symbols: Iterable[str], start: dt.date | str, end:
             total += len(bars)
             if progress is not None:
                 progress(1)
-    return GenerateReport(symbols=len(dict.fromkeys(names)), sessions=len(days), bars=total, files=files)
+    return GenerateReport(symbols=len(names), sessions=len(days), bars=total, files=files)

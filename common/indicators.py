@@ -52,15 +52,19 @@ _VAR_FLOOR = 1e-12           # TA-Lib var.c: a variance this small relative to t
 # Arithmetic shared by both paths (works on Python floats and on numpy arrays alike)
 # --------------------------------------------------------------------------------------------
 
-def _ema_coefficients(period: int) -> tuple[float, float]:
-    """TA-Lib >= 0.8 EMA weights: beta = (p-1)/(p+1), k = 1-beta, beta = 1-k (they sum to 1)."""
-    beta = (period - 1) / (period + 1)
-    k = 1.0 - beta
-    return k, 1.0 - k
+def _ema_k(period: int) -> float:
+    return 2.0 / (period + 1)
 
 
-def _ema_next(k, beta, x, prev):
-    return k * x + beta * prev
+def _ema_next(k, x, prev):
+    """TA-Lib's EMA step, in its operation order: prev + k * (x - prev)."""
+    return (x - prev) * k + prev
+
+
+def _wilder_weights(period: int) -> tuple[float, float]:
+    """TA-Lib ATR weights: beta = (p-1)/p and alpha = 1 - beta (exactly 1 together)."""
+    beta = (period - 1) / period
+    return 1.0 - beta, beta
 
 
 def _is_flat(diff, scale):
@@ -309,12 +313,15 @@ class SMA(Indicator):
 
 
 class EMA(Indicator):
-    """Exponential moving average seeded with the SMA of the first `period` values."""
+    """Exponential moving average seeded with the SMA of the first `period` values.
+
+    Period 1 returns the input unchanged (TA-Lib >= 0.7.1).
+    """
     name = "ema"
 
     def __init__(self, params, n_slots):
         self.period = params["period"]
-        self.k, self.beta = _ema_coefficients(self.period)
+        self.k = _ema_k(self.period)
         super().__init__(params, n_slots)
 
     def _fields(self):
@@ -322,16 +329,20 @@ class EMA(Indicator):
 
     def _step(self, rows, o, h, l, c, v):
         s, p = self._state, self.period
+        if p == 1:
+            return (c.copy(),)
         n = s["n"][rows]
         seeding = n < p
         total = s["total"][rows] + np.where(seeding, c, 0.0)
-        ema = np.where(seeding, total / p, _ema_next(self.k, self.beta, c, s["ema"][rows]))
+        ema = np.where(seeding, total / p, _ema_next(self.k, c, s["ema"][rows]))
         s["total"][rows] = total
         s["ema"][rows] = ema
         return (np.where(n >= p - 1, ema, NAN),)
 
     def _scan(self, st, o, h, l, c, v, starts):
-        p, k, beta = self.period, self.k, self.beta
+        p, k = self.period, self.k
+        if p == 1:
+            return (list(c),)
         n, total, ema = st["n"], st["total"], st["ema"]
         out = []
         for x in c:
@@ -339,7 +350,7 @@ class EMA(Indicator):
                 total += x
                 ema = total / p
             else:
-                ema = k * x + beta * ema
+                ema = (x - ema) * k + ema
             out.append(ema if n >= p - 1 else NAN)
             n += 1
         st["total"], st["ema"] = total, ema
@@ -347,52 +358,44 @@ class EMA(Indicator):
 
 
 class WMA(Indicator):
-    """Linearly weighted moving average with TA-Lib's O(1) running sums (period 1 = input)."""
+    """Linearly weighted moving average, weights 1..period oldest first.
+
+    O(period) per bar on purpose: TA-Lib's O(1) running sums drift over long series (it
+    re-anchors them every 8*period bars with exactly this ordered sum); summing the window
+    every bar never drifts and equals TA-Lib's re-anchored value bit for bit.
+    """
     name = "wma"
 
     def __init__(self, params, n_slots):
         self.period = params["period"]
-        self.divider = self.period * (self.period + 1) // 2
+        self.divider = self.period * (self.period + 1) / 2.0
+        self._weights = np.arange(1, self.period + 1, dtype=np.float64)
+        self._ages = np.arange(1, self.period + 1)
         super().__init__(params, n_slots)
 
     def _fields(self):
-        return {"buf": _Field(self.period), "sub": _Field(), "wsum": _Field()}
+        return {"buf": _Field(self.period)}
 
     def _step(self, rows, o, h, l, c, v):
-        s, p = self._state, self.period
-        if p == 1:
-            return (c.copy(),)
-        n = s["n"][rows]
-        buf = s["buf"]
-        trailing = np.where(n >= p, buf[rows, n % p], 0.0)   # x[n-p], before it is overwritten
+        p, buf = self.period, self._state["buf"]
+        n = self._state["n"][rows]
         buf[rows, n % p] = c
-        sub = (s["sub"][rows] + c) - trailing
-        wsum = s["wsum"][rows] + c * np.minimum(n + 1, p).astype(np.float64)
-        full = n >= p - 1
-        out = np.where(full, wsum / self.divider, NAN)
-        s["sub"][rows] = sub
-        s["wsum"][rows] = np.where(full, wsum - sub, wsum)
-        return (out,)
+        oldest_first = buf[rows[:, None], (n[:, None] + self._ages) % p]
+        value = _ordered_sum_rows(oldest_first * self._weights) / self.divider
+        return (np.where(n >= p - 1, value, NAN),)
 
     def _scan(self, st, o, h, l, c, v, starts):
-        p = self.period
-        if p == 1:
-            return (list(c),)
-        buf, n, sub, wsum, divider = st["buf"], st["n"], st["sub"], st["wsum"], self.divider
+        p, buf, n, divider = self.period, st["buf"], st["n"], self.divider
         out = []
         for x in c:
-            pos = n % p
-            trailing = buf[pos] if n >= p else 0.0
-            buf[pos] = x
-            sub = (sub + x) - trailing
-            wsum += x * float(min(n + 1, p))
+            buf[n % p] = x
             if n >= p - 1:
-                out.append(wsum / divider)
-                wsum -= sub
+                start = (n + 1) % p
+                window = buf[start:] + buf[:start]
+                out.append(_ordered_sum([w * (j + 1.0) for j, w in enumerate(window)]) / divider)
             else:
                 out.append(NAN)
             n += 1
-        st["sub"], st["wsum"] = sub, wsum
         return (out,)
 
 
@@ -464,9 +467,7 @@ class MACD(Indicator):
     def __init__(self, params, n_slots):
         self.fast, self.slow = sorted((params["fast"], params["slow"]))   # TA-Lib swaps
         self.signal = params["signal"]
-        self.fk, self.fb = _ema_coefficients(self.fast)
-        self.sk, self.sb = _ema_coefficients(self.slow)
-        self.gk, self.gb = _ema_coefficients(self.signal)
+        self.fk, self.sk, self.gk = (_ema_k(p) for p in (self.fast, self.slow, self.signal))
         super().__init__(params, n_slots)
 
     def _fields(self):
@@ -476,20 +477,20 @@ class MACD(Indicator):
         s, f, sl, g = self._state, self.fast, self.slow, self.signal
         n = s["n"][rows]
         slow_seed = n < sl
-        fast_seed = slow_seed & (n >= sl - f)
+        fast_seed = slow_seed & (n >= sl - f)      # fast seed = last `fast` bars of slow's
         fast_sum = s["fast_sum"][rows] + np.where(fast_seed, c, 0.0)
         slow_sum = s["slow_sum"][rows] + np.where(slow_seed, c, 0.0)
         seeded_now = n == sl - 1
         fast = np.where(slow_seed, np.where(seeded_now, fast_sum / f, 0.0),
-                        _ema_next(self.fk, self.fb, c, s["fast"][rows]))
+                        _ema_next(self.fk, c, s["fast"][rows]))
         slow = np.where(slow_seed, np.where(seeded_now, slow_sum / sl, 0.0),
-                        _ema_next(self.sk, self.sb, c, s["slow"][rows]))
+                        _ema_next(self.sk, c, s["slow"][rows]))
         line = fast - slow
-        m = n - (sl - 1)                        # index in the MACD-line series
+        m = n - (sl - 1)                           # index in the MACD-line series
         sig_seed = (m >= 0) & (m < g)
         sig_sum = s["sig_sum"][rows] + np.where(sig_seed, line, 0.0)
         sig_prev = s["sig"][rows]
-        follow = line if g == 1 else _ema_next(self.gk, self.gb, line, sig_prev)
+        follow = line if g == 1 else _ema_next(self.gk, line, sig_prev)
         sig = np.where(m >= g, follow, np.where(m == g - 1, sig_sum / g, sig_prev))
         for name, value in (("fast_sum", fast_sum), ("slow_sum", slow_sum), ("fast", fast),
                             ("slow", slow), ("sig_sum", sig_sum), ("sig", sig)):
@@ -499,8 +500,7 @@ class MACD(Indicator):
                 np.where(ready, line - sig, NAN))
 
     def _scan(self, st, o, h, l, c, v, starts):
-        f, sl, g = self.fast, self.slow, self.signal
-        fk, fb, sk, sb, gk, gb = self.fk, self.fb, self.sk, self.sb, self.gk, self.gb
+        f, sl, g, fk, sk, gk = self.fast, self.slow, self.signal, self.fk, self.sk, self.gk
         n = st["n"]
         fast_sum, slow_sum, fast, slow = st["fast_sum"], st["slow_sum"], st["fast"], st["slow"]
         sig_sum, sig = st["sig_sum"], st["sig"]
@@ -515,14 +515,14 @@ class MACD(Indicator):
                 else:
                     fast, slow = 0.0, 0.0
             else:
-                fast = fk * x + fb * fast
-                slow = sk * x + sb * slow
+                fast = (x - fast) * fk + fast
+                slow = (x - slow) * sk + slow
             line = fast - slow
             m = n - (sl - 1)
             if 0 <= m < g:
                 sig_sum += line
             if m >= g:
-                sig = line if g == 1 else gk * line + gb * sig
+                sig = line if g == 1 else (line - sig) * gk + sig
             elif m == g - 1:
                 sig = sig_sum / g
             if m >= g - 1:
@@ -574,11 +574,16 @@ class BBANDS(Indicator):
 
 
 class ATR(Indicator):
-    """Wilder's average true range: SMA of the first `period` true ranges, then Wilder smoothing."""
+    """Wilder's average true range: SMA of the first `period` true ranges, then Wilder smoothing.
+
+    TA-Lib fuses the smoothing step into one FMA; we round twice, so values differ by an ulp
+    or two (the recursion is contractive, the difference never grows).
+    """
     name = "atr"
 
     def __init__(self, params, n_slots):
         self.period = params["period"]
+        self.alpha, self.beta = _wilder_weights(self.period)
         super().__init__(params, n_slots)
 
     def _fields(self):
@@ -592,20 +597,21 @@ class ATR(Indicator):
         seeding = (n >= 1) & (n <= p)
         total = s["total"][rows] + np.where(seeding, tr, 0.0)
         prev = s["atr"][rows]
-        atr = np.where(n > p, (prev * (p - 1) + tr) / p, np.where(n == p, total / p, prev))
+        smoothed = self.alpha * tr + self.beta * prev
+        atr = np.where(n > p, smoothed, np.where(n == p, total / p, prev))
         s["prev_close"][rows] = c
         s["total"][rows] = total
         s["atr"][rows] = atr
         return (np.where(n >= p, atr, NAN),)
 
     def _scan(self, st, o, h, l, c, v, starts):
-        p = self.period
+        p, alpha, beta = self.period, self.alpha, self.beta
         n, pc, total, atr = st["n"], st["prev_close"], st["total"], st["atr"]
         out = []
         for hi, lo, cl in zip(h, l, c):
             tr = max(max(hi - lo, abs(pc - hi)), abs(lo - pc))
             if n > p:
-                atr = (atr * (p - 1) + tr) / p
+                atr = alpha * tr + beta * atr
             elif n >= 1:
                 total += tr
                 if n == p:
@@ -651,10 +657,10 @@ class STOCH(_RollingRange):
 
     @staticmethod
     def fast_k(close, highest, lowest):
-        """TA-Lib: (close - lowest) / ((highest - lowest) / 100), 0 on a flat window."""
-        flat = _is_flat(highest - lowest, np.abs(highest) + np.abs(lowest))
-        diff = np.where(flat, 1.0, (highest - lowest) / 100.0)
-        return np.where(flat, 0.0, (close - lowest) / diff)
+        """TA-Lib: ((close - lowest) / (highest - lowest)) * 100, 0 on a flat window."""
+        span = highest - lowest
+        flat = _is_flat(span, np.abs(highest) + np.abs(lowest))
+        return np.where(flat, 0.0, ((close - lowest) / np.where(flat, 1.0, span)) * 100.0)
 
     def _step(self, rows, o, h, l, c, v):
         s = self._state
@@ -689,10 +695,11 @@ class STOCH(_RollingRange):
             m1 = n - (p - 1)
             if m1 >= 0:
                 highest, lowest = max(highs), min(lows)
-                if _is_flat(highest - lowest, abs(highest) + abs(lowest)):
+                span = highest - lowest
+                if _is_flat(span, abs(highest) + abs(lowest)):
                     fast = 0.0
                 else:
-                    fast = (cl - lowest) / ((highest - lowest) / 100.0)
+                    fast = ((cl - lowest) / span) * 100.0
                 k, ktotal = _sma_push_scalar(kbuf, ktotal, m1, fast)
                 m2 = m1 - (pk - 1)
                 if m2 >= 0:
@@ -707,7 +714,7 @@ class STOCH(_RollingRange):
 
 
 class WILLR(_RollingRange):
-    """Williams %R: (highest - close) / ((highest - lowest) / -100), 0 on a flat window."""
+    """Williams %R: ((highest - close) / (highest - lowest)) * -100, 0 on a flat window."""
     name = "willr"
 
     def __init__(self, params, n_slots):
@@ -717,9 +724,9 @@ class WILLR(_RollingRange):
     def _step(self, rows, o, h, l, c, v):
         n = self._state["n"][rows]
         highest, lowest = self._push_range(rows, n, h, l)
-        flat = _is_flat(highest - lowest, np.abs(highest) + np.abs(lowest))
-        diff = np.where(flat, 1.0, (highest - lowest) / (-100.0))
-        value = np.where(flat, 0.0, (highest - c) / diff)
+        span = highest - lowest
+        flat = _is_flat(span, np.abs(highest) + np.abs(lowest))
+        value = np.where(flat, 0.0, ((highest - c) / np.where(flat, 1.0, span)) * -100.0)
         return (np.where(n >= self.range_period - 1, value, NAN),)
 
     def _scan(self, st, o, h, l, c, v, starts):
@@ -730,10 +737,11 @@ class WILLR(_RollingRange):
             lows[n % p] = lo
             if n >= p - 1:
                 highest, lowest = max(highs), min(lows)
-                if _is_flat(highest - lowest, abs(highest) + abs(lowest)):
+                span = highest - lowest
+                if _is_flat(span, abs(highest) + abs(lowest)):
                     out.append(0.0)
                 else:
-                    out.append((highest - cl) / ((highest - lowest) / (-100.0)))
+                    out.append(((highest - cl) / span) * -100.0)
             else:
                 out.append(NAN)
             n += 1

@@ -1,8 +1,99 @@
-"""Processor logic: keeps the replica and answers each step with derived bars and indicator values."""
+"""Processor logic: derived N-minute bars and incremental indicators, answered once per step.
+
+Per session the processor keeps one WindowAggregator per derived interval and one Indicator object per
+config entry, all vectorised over slots. Indicators run over the trailing history first (history and
+session form one input series, as TA-Lib would see it); VWAP restarts at each session open.
+A symbol added mid-session is brought to the same state by the same kernels, in one pass over its
+history and catch-up bars, so its values equal those of a symbol configured from the start.
+"""
 from __future__ import annotations
 
+import numpy as np
+
 from common import protocol as P
-from common.replica import SessionReplica, apply_coordinator_message
+from common.aggregate import WindowAggregator, aggregate_sessions
+from common.bars import Bars
+from common.replica import SessionReplica, apply_coordinator_message, slot_index
+
+
+def _interval_minutes(interval: str) -> int | None:
+    """'5m' -> 5, '1d' -> None."""
+    return None if interval == "1d" else int(interval[:-1])
+
+
+class IndicatorSet:
+    """The config's indicators for one session, grouped by interval."""
+
+    def __init__(self, entries, n_slots: int):
+        from common.indicators import make_indicator
+
+        self.by_interval: dict[str, list] = {}
+        for entry in entries:
+            ind = make_indicator(entry["name"], entry["params"], n_slots)
+            self.by_interval.setdefault(entry["interval"], []).append(ind)
+
+    def all(self):
+        return [ind for inds in self.by_interval.values() for ind in inds]
+
+    def describe(self) -> list:
+        return [[interval, ind.key, list(ind.outputs)] for interval, inds in self.by_interval.items() for ind in inds]
+
+    def update(self, interval: str, slots: np.ndarray, bars: Bars, arrays: dict, used: list) -> None:
+        """Advance the interval's indicators by one bar per slot and add their values to `arrays`."""
+        inds = self.by_interval.get(interval)
+        if not inds or not len(slots):
+            return
+        arrays[f"{interval}|slot"] = np.asarray(slots, np.int32)
+        arrays[f"{interval}|ts"] = bars.ts
+        for ind in inds:
+            values = ind.update(slots, bars.open, bars.high, bars.low, bars.close, bars.volume)
+            for output, arr in values.items():
+                arrays[f"{interval}|{ind.key}|{output}"] = np.asarray(arr, np.float64)
+            used.append([interval, ind.key, list(ind.outputs)])
+
+    def feed_history(self, interval: str, slots: np.ndarray, bars: Bars, session_opens: np.ndarray) -> None:
+        """Feed many symbols' history through the streaming kernel, one timestamp at a time (vectorised
+        over the symbols that have a bar then); indicators restart per session where they reset."""
+        inds = self.by_interval.get(interval)
+        if not inds or not len(slots):
+            return
+        order = np.lexsort((slots, bars.ts))
+        slots, bars = slots[order], bars.take(order)
+        bounds = np.flatnonzero(np.diff(bars.ts)) + 1
+        starts = np.concatenate([[0], bounds]).astype(int)
+        ends = np.concatenate([bounds, [len(slots)]]).astype(int)
+        session_of = np.searchsorted(session_opens, bars.ts, side="right")
+        current_session = -1
+        all_slots = np.unique(slots)
+        for lo, hi in zip(starts, ends):
+            if session_of[lo] != current_session:
+                current_session = session_of[lo]
+                for ind in inds:
+                    ind.new_session(all_slots)
+            part = bars.take(slice(lo, hi))
+            for ind in inds:
+                ind.update(slots[lo:hi], part.open, part.high, part.low, part.close, part.volume)
+
+    def run_series(self, interval: str, slot: int, bars: Bars, session_starts: np.ndarray) -> dict:
+        """One symbol's whole series through the same kernel; returns {key|output: values}."""
+        out = {}
+        for ind in self.by_interval.get(interval, []):
+            values = ind.run_series(slot, bars.open, bars.high, bars.low, bars.close, bars.volume, session_starts)
+            for output, arr in values.items():
+                out[f"{ind.key}|{output}"] = np.asarray(arr, np.float64)
+        return out
+
+    def new_session(self, slots) -> None:
+        for ind in self.all():
+            ind.new_session(slots)
+
+    def resize(self, n_slots: int) -> None:
+        for ind in self.all():
+            ind.resize(n_slots)
+
+    def reset_slot(self, slot: int) -> None:
+        for ind in self.all():
+            ind.reset_slot(slot)
 
 
 class ProcessorHandler:
@@ -10,14 +101,148 @@ class ProcessorHandler:
         self.config = config
         self.log = log
         self.replica = SessionReplica()
+        self.derived = config.derived_minutes()
+        wants_daily = any("1d" in h.intervals for h in config.historical)
+        self.history_intervals = [f"{m}m" for m in self.derived] + (["1d"] if wants_daily else [])
+        self.aggs: dict[int, WindowAggregator] = {}
+        self.indicators: IndicatorSet | None = None
+        if config.indicators:
+            IndicatorSet(config.indicators, 1)  # fail at start-up, not mid-run, on a bad entry
 
+    # ---- dispatch ------------------------------------------------------------------------------
     def handle(self, msg: P.Message, answers: dict) -> list[P.Message]:
         apply_coordinator_message(self.replica, msg)
-        if msg.type == P.STEP:
-            return [P.Message(P.DERIVED, {"intervals": [], "indicators": []})]
-        if msg.type in (P.HISTORY, P.CATCHUP_SNAPSHOT):
-            scope = "history" if msg.type == P.HISTORY else "catchup"
-            return [P.Message(P.DERIVED_SNAPSHOT, {"intervals": [], "indicators": [], "scope": scope})]
-        if msg.type == P.SESSION_END:
+        if msg.type == P.SESSION_START:
+            self._start_session(msg)
+        elif msg.type == P.STEP:
+            return [self._on_step(msg)]
+        elif msg.type == P.HISTORY:
+            return [self._on_history(msg)]
+        elif msg.type == P.CATCHUP_SNAPSHOT:
+            return [self._on_catchup(msg)]
+        elif msg.type == P.SYMBOL_REMOVED:
+            slot = self.replica.slot_of[msg.body["symbol"]]
+            for agg in self.aggs.values():
+                agg.clear_slot(slot)
+            self.indicators.reset_slot(slot)
+        elif msg.type == P.SESSION_END:
             self.log.info("session %s done: %d steps", msg.body["date"], self.replica.steps)
         return []
+
+    def _start_session(self, msg: P.Message) -> None:
+        n = len(msg.body["symbols"])
+        self.aggs = {}
+        for minutes in self.derived:
+            agg = WindowAggregator(minutes, n)
+            agg.start_session(msg.body["open_ns"], msg.body["close_ns"])
+            self.aggs[minutes] = agg
+        self.indicators = IndicatorSet(self.config.indicators, n)
+
+    # ---- streaming -----------------------------------------------------------------------------
+    def _on_step(self, msg: P.Message) -> P.Message:
+        slots, bars = P.batch_from_arrays(msg.arrays)
+        slots = slots.astype(np.int64)
+        arrays: dict[str, np.ndarray] = {}
+        intervals, used = [], []
+        self.indicators.update("1m", slots, bars, arrays, used)
+        for minutes, agg in self.aggs.items():
+            emitted = agg.on_step(msg.clock, slots, bars.open, bars.high, bars.low, bars.close, bars.volume)
+            if emitted is None or not len(emitted):
+                continue
+            interval = f"{minutes}m"
+            derived = emitted.bars
+            arrays.update(P.batch_arrays(emitted.slots, derived, f"{interval}_"))
+            arrays[f"{interval}_count"] = np.asarray(emitted.count, np.int64)
+            intervals.append(interval)
+            self.replica.append_bars(interval, emitted.slots, derived, emitted.count)
+            self.indicators.update(interval, np.asarray(emitted.slots, np.int64), derived, arrays, used)
+        return P.Message(P.DERIVED, {"intervals": intervals, "indicators": used}, arrays)
+
+    # ---- history and catch-up ------------------------------------------------------------------
+    def _history_intervals(self, slots: np.ndarray, bars: Bars, sessions: list) -> dict[str, tuple]:
+        """History of many slots -> {interval: (slots, bars, counts)} incl. '1m' itself."""
+        opens = np.array([s[1] for s in sessions], dtype=np.int64)
+        closes = np.array([s[2] for s in sessions], dtype=np.int64)
+        out = {"1m": (slots, bars, np.ones(len(slots), np.int64))}
+        per_slot = slot_index(slots)
+        for interval in self.history_intervals:
+            parts_slots, parts_bars, parts_counts = [], [], []
+            for slot, index in per_slot.items():
+                derived, counts = aggregate_sessions(bars.take(index), opens, closes, _interval_minutes(interval))
+                parts_slots.append(np.full(len(derived), slot, np.int64))
+                parts_bars.append(derived)
+                parts_counts.append(np.asarray(counts, np.int64))
+            if parts_bars:
+                out[interval] = (np.concatenate(parts_slots), Bars.concat(parts_bars), np.concatenate(parts_counts))
+            else:
+                out[interval] = (np.empty(0, np.int64), Bars.empty(), np.empty(0, np.int64))
+        return out
+
+    def _on_history(self, msg: P.Message) -> P.Message:
+        slots, bars = P.batch_from_arrays(msg.arrays)
+        sessions = msg.body.get("sessions", [])
+        history = self._history_intervals(slots.astype(np.int64), bars, sessions)
+        opens = np.array([s[1] for s in sessions], dtype=np.int64)
+        for interval, (h_slots, h_bars, _) in history.items():
+            self.indicators.feed_history(interval, h_slots, h_bars, opens)
+        self.indicators.new_session(np.arange(len(self.replica.symbols)))
+        return self._snapshot_message("history", history, {}, [])
+
+    def _snapshot_message(self, scope: str, history: dict, session: dict, indicator_rows: list) -> P.Message:
+        arrays, history_intervals = {}, []
+        for interval, (h_slots, h_bars, h_counts) in history.items():
+            if interval == "1m":
+                continue
+            arrays.update(P.batch_arrays(h_slots, h_bars, f"h:{interval}_"))
+            arrays[f"h:{interval}_count"] = h_counts
+            history_intervals.append(interval)
+        intervals = []
+        for interval, (s_slots, s_bars, s_counts) in session.items():
+            arrays.update(P.batch_arrays(s_slots, s_bars, f"{interval}_"))
+            arrays[f"{interval}_count"] = s_counts
+            intervals.append(interval)
+        for interval, slot, ts, values in indicator_rows:
+            arrays[f"{interval}|slot"] = np.full(len(ts), slot, np.int32)
+            arrays[f"{interval}|ts"] = ts
+            arrays.update({f"{interval}|{k}": v for k, v in values.items()})
+        used = [row for row in self.indicators.describe() if f"{row[0]}|slot" in arrays]
+        return P.Message(P.DERIVED_SNAPSHOT, {"intervals": intervals, "history_intervals": history_intervals,
+                                              "indicators": used, "scope": scope}, arrays)
+
+    def _on_catchup(self, msg: P.Message) -> P.Message:
+        slot = msg.body["slot"]
+        n = slot + 1
+        for agg in self.aggs.values():
+            if agg.n_slots < n:
+                agg.resize(n)
+            else:
+                agg.clear_slot(slot)
+        self.indicators.resize(max(n, len(self.replica.symbols)))
+        self.indicators.reset_slot(slot)
+        _, h_bars = P.batch_from_arrays(msg.arrays, "h_")
+        _, s_bars = P.batch_from_arrays(msg.arrays, "s_")
+        sessions = msg.body.get("sessions", [])
+        history = self._history_intervals(np.full(len(h_bars), slot, np.int64), h_bars, sessions)
+        opens = np.array([s[1] for s in sessions], dtype=np.int64)
+        for interval, (_, bars, _) in history.items():
+            starts = np.zeros(len(bars), bool)
+            if len(bars):
+                session_of = np.searchsorted(opens, bars.ts, side="right")
+                starts[0] = True
+                starts[1:] = np.diff(session_of) != 0
+            self.indicators.run_series(interval, slot, bars, starts)
+        self.indicators.new_session([slot])
+        session = {}
+        indicator_rows = []
+        s_series = {"1m": (s_bars, np.ones(len(s_bars), np.int64))}
+        for minutes, agg in self.aggs.items():
+            done, counts = agg.seed_slot(slot, s_bars, msg.clock)
+            interval = f"{minutes}m"
+            s_series[interval] = (done, np.asarray(counts, np.int64))
+            session[interval] = (np.full(len(done), slot, np.int64), done, np.asarray(counts, np.int64))
+            self.replica.append_bars(interval, np.full(len(done), slot, np.int64), done, counts)
+        for interval, (bars, _) in s_series.items():
+            values = self.indicators.run_series(interval, slot, bars, np.zeros(len(bars), bool))
+            if values:
+                indicator_rows.append((interval, slot, bars.ts, values))
+        return self._snapshot_message("catchup", history, session, indicator_rows)

@@ -1,8 +1,18 @@
-"""Quality-stage logic: keeps the replica and answers each step with the quality values that changed."""
+"""Quality-stage logic: per symbol and interval, % of expected bars present and the gap list.
+
+Answers every STEP with a QUALITY message carrying only the values that changed (body["table"]:
+symbol -> interval -> {pct, present, expected, gaps, completeness}), HISTORY with per-day historical
+quality, CATCHUP_SNAPSHOT with the added symbol's whole table, and SESSION_END with the full table and
+gap lists.
+"""
 from __future__ import annotations
 
+import numpy as np
+
 from common import protocol as P
-from common.replica import SessionReplica, apply_coordinator_message
+from common.quality import QualityTracker, historical_quality
+from common.replica import SessionReplica, apply_coordinator_message, split_by_slot
+from common.timeconv import fmt_exchange
 
 
 class QualityHandler:
@@ -10,12 +20,87 @@ class QualityHandler:
         self.config = config
         self.log = log
         self.replica = SessionReplica()
+        self.minutes = [1] + config.derived_minutes()
+        self.trackers: dict[int, QualityTracker] = {}
 
     def handle(self, msg: P.Message, answers: dict) -> list[P.Message]:
         apply_coordinator_message(self.replica, msg)
-        if msg.type == P.STEP:
-            return [P.Message(P.QUALITY, {})]
-        if msg.type in (P.HISTORY, P.CATCHUP_SNAPSHOT, P.SESSION_END):
-            scope = {P.HISTORY: "history", P.CATCHUP_SNAPSHOT: "catchup", P.SESSION_END: "session_end"}[msg.type]
-            return [P.Message(P.QUALITY_SNAPSHOT, {"scope": scope})]
+        body = msg.body
+        if msg.type == P.SESSION_START:
+            self.trackers = {}
+            for minutes in self.minutes:
+                tracker = QualityTracker(len(body["symbols"]), minutes)
+                tracker.start_session(body["open_ns"], body["close_ns"])
+                self.trackers[minutes] = tracker
+        elif msg.type == P.STEP:
+            slots = msg.arrays["slot"].astype(np.int64)
+            changed = set()
+            for tracker in self.trackers.values():
+                changed.update(tracker.on_step(msg.clock, slots).tolist())
+            return [P.Message(P.QUALITY, {"table": self._table(sorted(changed))})]
+        elif msg.type == P.HISTORY:
+            return [P.Message(P.QUALITY_SNAPSHOT, {"scope": "history", "table": self._history_table(msg)})]
+        elif msg.type == P.CATCHUP_SNAPSHOT:
+            slot = body["slot"]
+            _, bars = P.batch_from_arrays(msg.arrays, "s_")
+            for tracker in self.trackers.values():
+                if tracker.n_slots <= slot:
+                    tracker.resize(slot + 1)
+                tracker.seed_slot(slot, bars.ts, msg.clock)
+            table = self._table([slot], with_gaps=True)
+            table[body["symbol"]]["history"] = self._history_rows(msg, "h_").get(slot, [])
+            return [P.Message(P.QUALITY_SNAPSHOT, {"scope": "catchup", "table": table})]
+        elif msg.type == P.SYMBOL_REMOVED:
+            slot = self.replica.slot_of[body["symbol"]]
+            for tracker in self.trackers.values():
+                tracker.clear_slot(slot)
+        elif msg.type == P.SESSION_END:
+            active = [self.replica.slot_of[s] for s in sorted(self.replica.active)]
+            table = self._table(active, with_gaps=True)
+            for symbol, row in table.items():
+                q = row["1m"]
+                self.log.info("quality %s %s: 1m %.2f%% (%d/%d), %d gap(s)", body["date"], symbol, q["pct"],
+                              q["present"], q["expected"], q["gaps"])
+            return [P.Message(P.QUALITY_SNAPSHOT, {"scope": "session_end", "table": table})]
         return []
+
+    def _table(self, slots: list[int], with_gaps: bool = False) -> dict:
+        """{symbol: {interval: values}} for the given slots (removed symbols left out)."""
+        table: dict[str, dict] = {}
+        for slot in slots:
+            symbol = self.replica.symbols[slot]
+            if symbol not in self.replica.active:
+                continue
+            row = table[symbol] = {}
+            for minutes, tracker in self.trackers.items():
+                entry = {"pct": float(tracker.pct([slot])[0]), "present": int(tracker.present([slot])[0]),
+                         "expected": int(tracker.expected), "gaps": int(tracker.gap_count([slot])[0])}
+                if minutes > 1:
+                    entry["completeness"] = float(tracker.completeness([slot])[0])
+                if with_gaps:
+                    entry["gap_list"] = [[fmt_exchange(int(g[0])), fmt_exchange(int(g[1])), int(g[2])]
+                                         for g in tracker.gaps(slot)]
+                row[f"{minutes}m"] = entry
+        return table
+
+    def _history_rows(self, msg: P.Message, prefix: str = "") -> dict[int, list]:
+        """Per slot: [[date, present, expected, pct], ...] over the trailing sessions."""
+        slots, bars = P.batch_from_arrays(msg.arrays, prefix)
+        sessions = msg.body.get("sessions", [])
+        out = {}
+        for slot, part in split_by_slot(slots, bars).items():
+            rows = []
+            for date, open_ns, close_ns in sessions:
+                present, expected, pct = historical_quality(part.between(open_ns, close_ns).ts, open_ns, close_ns)
+                rows.append([date, int(present), int(expected), round(float(pct), 4)])
+            out[slot] = rows
+        return out
+
+    def _history_table(self, msg: P.Message) -> dict:
+        rows = self._history_rows(msg)
+        wanted = msg.body.get("history_days", {})
+        table = {}
+        for slot, symbol in enumerate(self.replica.symbols):
+            have, want = wanted.get(symbol, [len(rows.get(slot, [])), 0])
+            table[symbol] = {"history": rows.get(slot, []), "history_days": [have, want]}
+        return table

@@ -210,15 +210,7 @@ class SessionReplica:
 
 def split_by_slot(slots: np.ndarray, bars: Bars) -> dict[int, Bars]:
     """One batch of many symbols' bars -> {slot: that slot's bars, in time order}."""
-    if not len(slots):
-        return {}
-    order = np.argsort(slots, kind="stable")
-    slots_sorted = slots[order]
-    bounds = np.flatnonzero(np.diff(slots_sorted)) + 1
-    out = {}
-    for lo, hi in zip(np.concatenate([[0], bounds]).tolist(), np.concatenate([bounds, [len(slots)]]).tolist()):
-        out[int(slots_sorted[lo])] = bars.take(order[lo:hi])
-    return out
+    return {slot: bars.take(index) for slot, index in slot_index(slots).items()}
 
 
 def apply_coordinator_message(replica: SessionReplica, msg) -> None:
@@ -252,29 +244,36 @@ def apply_coordinator_message(replica: SessionReplica, msg) -> None:
 
 
 def apply_processor_answer(replica: SessionReplica, msg) -> None:
-    """Derived bars and indicator values from a DERIVED / DERIVED_SNAPSHOT message.
+    """Derived bars and indicator values from a DERIVED / DERIVED_SNAPSHOT message (layout: docs/protocol.md).
 
-    Layout: for each interval I in body["intervals"], a bar batch with prefix 'I_' plus 'I_count';
-    for each [I, key, outputs] in body["indicators"], arrays 'I|key|output' aligned with I's batch.
-    A history-scoped snapshot goes to the replica's history instead of the session grid.
+    body["intervals"]: session bars, one bar batch per interval with prefix 'I_' plus 'I_count';
+    body["history_intervals"]: trailing-history bars with prefix 'h:I_';
+    body["indicators"]: [I, key, outputs] with arrays 'I|slot', 'I|ts' and 'I|key|output'.
     """
     from common import protocol as P
 
-    history = msg.body.get("scope") == "history" or msg.body.get("history_part")
     for interval in msg.body["intervals"]:
         slots, bars = P.batch_from_arrays(msg.arrays, f"{interval}_")
-        counts = msg.arrays[f"{interval}_count"]
-        if msg.body.get("scope") == "history":
-            for slot, part in split_by_slot(slots, bars).items():
-                replica.set_history(replica.symbols[slot], interval, part)
-        else:
-            replica.append_bars(interval, slots, bars, counts)
-    if history:
-        return
+        replica.append_bars(interval, slots, bars, msg.arrays[f"{interval}_count"])
+    for interval in msg.body.get("history_intervals", []):
+        slots, bars = P.batch_from_arrays(msg.arrays, f"h:{interval}_")
+        counts = msg.arrays[f"h:{interval}_count"]
+        for slot, index in slot_index(slots).items():
+            replica.set_history(replica.symbols[slot], interval, bars.take(index), counts[index])
     for interval, key, outputs in msg.body["indicators"]:
-        slots, bars = P.batch_from_arrays(msg.arrays, f"{interval}_")
+        slots, ts = msg.arrays[f"{interval}|slot"], msg.arrays[f"{interval}|ts"]
         for output in outputs:
-            replica.put_indicator(interval, key, output, slots, bars.ts, msg.arrays[f"{interval}|{key}|{output}"])
+            replica.put_indicator(interval, key, output, slots, ts, msg.arrays[f"{interval}|{key}|{output}"])
+
+
+def slot_index(slots: np.ndarray) -> dict[int, np.ndarray]:
+    """{slot: positions of that slot in `slots`}, positions in their original (time) order."""
+    order = np.argsort(slots, kind="stable")
+    sorted_slots = slots[order]
+    bounds = np.flatnonzero(np.diff(sorted_slots)) + 1
+    starts = np.concatenate([[0], bounds]).astype(int)
+    ends = np.concatenate([bounds, [len(slots)]]).astype(int)
+    return {int(sorted_slots[lo]): order[lo:hi] for lo, hi in zip(starts, ends) if hi > lo}
 
 
 def apply_quality_answer(replica: SessionReplica, msg) -> None:

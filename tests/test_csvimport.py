@@ -1,7 +1,5 @@
 """Vendor CSV import: the three real files, validation with line numbers, idempotence, pandas oracle."""
 import datetime as dt
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
