@@ -193,6 +193,11 @@ class SessionReplica:
                 out[f"{symbol}/{interval}/count"] = counts
             for (interval, key, output) in sorted(self.indicators):
                 out[f"{symbol}/{interval}/{key}.{output}"] = self.indicator(symbol, interval, key, output)
+            for interval, values in sorted(self.quality.get(symbol, {}).items()):
+                if isinstance(values, dict):
+                    for name in ("pct", "present", "expected", "gaps", "completeness"):
+                        if name in values:
+                            out[f"{symbol}/quality/{interval}/{name}"] = np.array([values[name]], np.float64)
             for (sym, interval), (bars, counts) in sorted(self.history.items()):
                 if sym == symbol:
                     for f in FIELDS:

@@ -50,7 +50,7 @@ def test_normal_day_has_390_minutes_half_open(cal):
 @pytest.mark.parametrize("day", ["2025-07-04", "2025-06-19", "2025-07-05", "2025-07-06"])
 def test_closed_days(cal, day):
     assert not cal.is_session(day)
-    with pytest.raises(CalendarError, match="not a XNYS trading session"):
+    with pytest.raises(CalendarError, match="trading session"):
         cal.open_close_ns(day)
 
 
