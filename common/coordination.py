@@ -630,6 +630,7 @@ class SessionEngine:
                 if len(busy) else None,
             }
         return {"steps": self.steps_published, "bars": self.bars_published,
+                "first_step_monotonic": self.run_first_step_wall,
                 "wall_s": round(wall, 4) if wall else None,
                 "bars_per_s": round(self.bars_published / wall, 1) if wall else None,
                 "stages": stages}

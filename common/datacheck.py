@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from common.quality import missing_runs as quality_missing_runs
+
 from common.bars import Bars
 from common.timeconv import NS_PER_MIN, fmt_exchange
 
@@ -29,17 +31,11 @@ def normalise_symbol(text: str) -> str:
 def missing_runs(present_minute_index: np.ndarray, n_minutes: int) -> list[tuple[int, int, int]]:
     """Runs of missing minutes in a grid of `n_minutes`, as (start_idx, end_idx_inclusive, count).
 
-    `present_minute_index` holds the grid positions that have a bar (any order, repeats and
-    out-of-grid positions are ignored).
+    Accepts any order, repeats and out-of-grid positions (store data is not trusted to be clean), then
+    defers to the quality monitor's definition so `ctl data check` and quality agree.
     """
-    present = np.zeros(int(n_minutes), dtype=bool)
-    index = np.asarray(present_minute_index, dtype=np.int64)
-    present[index[(index >= 0) & (index < n_minutes)]] = True
-    missing = np.concatenate(([False], ~present, [False])).astype(np.int8)
-    edges = np.diff(missing)
-    starts = np.flatnonzero(edges == 1)
-    ends = np.flatnonzero(edges == -1) - 1
-    return [(int(s), int(e), int(e - s + 1)) for s, e in zip(starts, ends)]
+    index = np.unique(np.asarray(present_minute_index, dtype=np.int64))
+    return quality_missing_runs(index[(index >= 0) & (index < n_minutes)], int(n_minutes))
 
 
 @dataclass(frozen=True)

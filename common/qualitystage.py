@@ -65,22 +65,28 @@ class QualityHandler:
         return []
 
     def _table(self, slots: list[int], with_gaps: bool = False) -> dict:
-        """{symbol: {interval: values}} for the given slots (removed symbols left out)."""
-        table: dict[str, dict] = {}
-        for slot in slots:
-            symbol = self.replica.symbols[slot]
-            if symbol not in self.replica.active:
-                continue
-            row = table[symbol] = {}
-            for minutes, tracker in self.trackers.items():
-                entry = {"pct": float(tracker.pct([slot])[0]), "present": int(tracker.present([slot])[0]),
-                         "expected": int(tracker.expected), "gaps": int(tracker.gap_count([slot])[0])}
-                if minutes > 1:
-                    entry["completeness"] = float(tracker.completeness([slot])[0])
+        """{symbol: {interval: values}} for the given slots (removed symbols left out); one vectorised
+        read per tracker, not one per slot."""
+        slots = [s for s in slots if self.replica.symbols[s] in self.replica.active]
+        table: dict[str, dict] = {self.replica.symbols[s]: {} for s in slots}
+        if not slots:
+            return table
+        index = np.asarray(slots, np.int64)
+        for minutes, tracker in self.trackers.items():
+            interval = f"{minutes}m"
+            pct = tracker.pct(index).tolist()
+            present = tracker.present(index).tolist()
+            gaps = tracker.gap_count(index).tolist()
+            completeness = tracker.completeness(index).tolist() if minutes > 1 else None
+            expected = int(tracker.expected)
+            for i, slot in enumerate(slots):
+                entry = {"pct": pct[i], "present": present[i], "expected": expected, "gaps": gaps[i]}
+                if completeness is not None:
+                    entry["completeness"] = completeness[i]
                 if with_gaps:
                     entry["gap_list"] = [[fmt_exchange(int(g[0])), fmt_exchange(int(g[1])), int(g[2])]
                                          for g in tracker.gaps(slot)]
-                row[f"{minutes}m"] = entry
+                table[self.replica.symbols[slot]][interval] = entry
         return table
 
     def _history_rows(self, msg: P.Message, prefix: str = "") -> dict[int, list]:
