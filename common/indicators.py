@@ -1,37 +1,44 @@
 """Incremental technical indicators, vectorised across symbol slots, equal to TA-Lib's output.
 
-Why this shape: the processor owns a fixed set of *slots* (one per symbol, slot index = row of
-every state array). Each step it hands one indicator instance the bars of the symbols that have
-one, as aligned arrays, and gets back the values for those symbols. All per-symbol state lives in
-numpy arrays, so one step costs a handful of vector operations whatever the number of symbols,
-and the state of one slot or of all can be copied out and loaded back (late joiners, snapshots).
+Why this shape: the processor owns a fixed set of *slots* (one per symbol). Each step it hands an
+indicator instance the bars of the symbols that have one, as aligned arrays, and gets back the
+values for those symbols. All per-symbol state lives in numpy arrays whose LAST axis is the slot
+(scalars: ``(n_slots,)``, ring buffers: ``(width, n_slots)``), so a step costs a few dozen vector
+operations whatever the number of symbols, and the state of one slot or of all can be copied out
+and loaded back (late joiners, snapshots).
 
 Two code paths compute every indicator:
 
-* ``update()`` - the vector kernel (``_step``), many slots, one bar each;
-* ``run_series()`` - the batch path for history/catch-up (``_scan``), one slot, many bars,
-  a plain Python loop over floats doing *the same IEEE operations in the same order*.
+* ``update()`` - the vector kernel (``_step``): many slots, one bar each;
+* ``run_series()`` - the batch path for history and catch-up (``_scan``): one slot, many bars, a
+  plain Python loop over floats doing *the same IEEE operations in the same order*.
 
-The two are bit-identical, results and state (Python floats and numpy float64 element-wise ops
-round identically; sums over windows are explicit ordered loops on both sides, never numpy's
-pairwise ``np.sum``). The test suite proves it for every indicator.
+They are bit-identical, results and state (Python floats and numpy float64 element-wise ops round
+identically; sums over windows are explicit ordered loops on both sides, never numpy's pairwise
+``np.sum``); the test suite proves it for every indicator. Several kernels also have a "steady"
+fast path used once every slot in the call is past warm-up; it performs the same operations the
+general path performs on a warmed-up slot (the general path only adds exact identities such as
+``x * 1.0`` or ``x - 0.0`` for warming slots).
 
-Values match TA-Lib (default compatibility mode, no unstable period) to ~1e-12 relative, with
-identical warm-up (NaN until TA-Lib gives a value). Quirks of TA-Lib reproduced on purpose:
+Values match TA-Lib 0.8 (default compatibility mode, no unstable period) - bit for bit for SMA,
+EMA, WMA, RSI, MACD line, STOCH, WILLR, CCI, OBV and the BBANDS middle/lower band, within a few
+ulp elsewhere (TA-Lib fuses some steps into hardware FMAs that pure Python cannot express) - and
+the warm-up is identical: NaN until TA-Lib gives a value. TA-Lib behaviour reproduced on purpose:
 
-* MACD: the fast EMA is seeded on the same bar as the slow one (SMA of the last ``fast`` prices
-  of the slow seed window); macd/signal/hist all stay NaN until the signal line exists; ``fast``
-  and ``slow`` are swapped when given in the wrong order; ``signal=1`` makes signal == macd.
-* STOCH: slowk stays NaN until slowd exists; fast %K is 0 on a flat window.
-* Flat-window rules: STOCH/WILLR/CCI answer 0 when the range (or deviation) is within ~90 ulp
-  of the price level (TA-Lib's ``TA_IS_ZERO_SCALED``); RSI answers 0 when gain + loss == 0.
-* BBANDS: the deviation is the population standard deviation, computed cancellation-free (TA-Lib
-  >= 0.8 does the same; the naive E[x^2]-E[x]^2 would lose up to 8 digits at index levels) and
-  forced to exactly 0 on a flat window.
+* MACD: the fast EMA is seeded on the same bar as the slow one (SMA of the last ``fast`` prices of
+  the slow seed window); macd/signal/hist stay NaN until the signal line exists; ``fast``/``slow``
+  are swapped when given the wrong way round; ``signal=1`` makes signal == macd.
+* STOCH: slowk stays NaN until slowd exists.
+* Flat windows: STOCH/WILLR/CCI answer 0 when the range (or deviation) is within ~90 ulp of the
+  price level (TA-Lib's ``TA_IS_ZERO_SCALED``); RSI answers 0 when gain + loss == 0; BBANDS bands
+  collapse onto the middle band.
+* WMA and BBANDS use TA-Lib's O(1) running sums *including* its periodic re-anchoring from the
+  window (WMA every 8*period bars; BBANDS every 32*period bars or when cancellation threatens),
+  which keeps them accurate over arbitrarily long series.
 * SMA/EMA/WMA with period 1 return the input unchanged; ATR(1) is the true range.
 * OBV starts from the first bar's volume. VWAP (not in TA-Lib) is sum(TP*V)/sum(V) since the
-  session start with TP = (H+L+C)/3; it is NaN while the session's cumulative volume is 0
-  (e.g. index data with zero volume).
+  session start with TP = (H+L+C)/3, and NaN while the session's cumulative volume is 0 (e.g. index
+  data, whose volume is 0).
 """
 from __future__ import annotations
 
@@ -44,20 +51,19 @@ import numpy as np
 
 NAN = float("nan")
 MAX_PERIOD = 10_000          # ring buffers cost period x slots x 8 bytes
-_FLAT_EPSILON = 1e-14        # TA-Lib's TA_EPSILON, used relative to the price level
-_VAR_FLOOR = 1e-12           # TA-Lib var.c: a variance this small relative to the spread is 0
+_FLAT_EPSILON = 1e-14        # TA-Lib's TA_EPSILON, applied relative to the price level
 
 
-# --------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------
 # Arithmetic shared by both paths (works on Python floats and on numpy arrays alike)
-# --------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------
 
 def _ema_k(period: int) -> float:
     return 2.0 / (period + 1)
 
 
 def _ema_next(k, x, prev):
-    """TA-Lib's EMA step, in its operation order: prev + k * (x - prev)."""
+    """TA-Lib's EMA step, in its operation order."""
     return (x - prev) * k + prev
 
 
@@ -76,22 +82,26 @@ def _typical_price(high, low, close):
     return (high + low + close) / 3
 
 
-# --------------------------------------------------------------------------------------------
-# Running-window helpers: one vector form, one scalar form, same operation order
-# --------------------------------------------------------------------------------------------
+def _safe(denominator, usable):
+    """Replace unusable denominators by 1.0 so masked-out lanes raise no warnings."""
+    return np.where(usable, denominator, 1.0)
 
-def _sma_push(buf: np.ndarray, total: np.ndarray, rows: np.ndarray, n: np.ndarray, x: np.ndarray):
-    """Push x as value number n (0-based) of each row's series; return the window mean or NaN.
+
+# ------------------------------------------------------------------------------------------------
+# Ring-buffer helpers (rings are (width, n_slots); n = 0-based index of the bar being added)
+# ------------------------------------------------------------------------------------------------
+
+def _sma_push(buf: np.ndarray, total: np.ndarray, rows, n, x):
+    """Add x as value n of each row's series; return the window mean (NaN until full).
 
     TA-Lib INT_SMA order: total += x; mean = total / p; total -= oldest.
     """
-    period = buf.shape[1]
-    buf[rows, n % period] = x
+    period = buf.shape[0]
+    buf[n % period, rows] = x
     t = total[rows] + x
     full = n >= period - 1
-    mean = np.where(full, t / period, NAN)
-    total[rows] = t - np.where(full, buf[rows, (n + 1) % period], 0.0)
-    return mean
+    total[rows] = t - np.where(full, buf[(n + 1) % period, rows], 0.0)
+    return np.where(full, t / period, NAN)
 
 
 def _sma_push_scalar(buf: list, total: float, n: int, x: float) -> tuple[float, float]:
@@ -104,50 +114,36 @@ def _sma_push_scalar(buf: list, total: float, n: int, x: float) -> tuple[float, 
     return NAN, total
 
 
-def _ordered_sum_rows(w: np.ndarray) -> np.ndarray:
-    """Left-to-right sum of each row (np.cumsum is sequential, unlike pairwise np.sum)."""
-    return np.cumsum(w, axis=1)[:, -1]
+def _oldest_first(buf: np.ndarray, rows, n) -> np.ndarray:
+    """(width, len(rows)) window in time order, after value n was written."""
+    width = buf.shape[0]
+    ages = np.arange(1, width + 1)[:, None]
+    return buf[(n[None, :] + ages) % width, rows[None, :]]
+
+
+def _oldest_first_scalar(buf: list, n: int) -> list:
+    start = (n + 1) % len(buf)
+    return buf[start:] + buf[:start]
+
+
+def _ordered_sum_rows(window: np.ndarray) -> np.ndarray:
+    """Left-to-right sum over axis 0, 0.0 + w0 + w1 + ... (TA-Lib's loops)."""
+    total = np.zeros(window.shape[1])
+    for row in window:
+        total += row
+    return total
 
 
 def _ordered_sum(values: list) -> float:
-    """Scalar twin of _ordered_sum_rows: ((v0 + v1) + v2) + ..."""
-    s = values[0]
-    for v in values[1:]:
-        s += v
-    return s
+    total = 0.0
+    for v in values:
+        total += v
+    return total
 
 
-def _window_std_rows(w: np.ndarray) -> np.ndarray:
-    """Population std of each row: shifted two-pass (cancellation-free), zero on flat windows."""
-    inv = 1.0 / w.shape[1]
-    mean = _ordered_sum_rows(w) * inv
-    d = w - mean[:, None]
-    mean1 = _ordered_sum_rows(d) * inv
-    mean_sq = _ordered_sum_rows(d * d) * inv
-    var = mean_sq - mean1 * mean1
-    return np.sqrt(np.where(var < _VAR_FLOOR * mean_sq, 0.0, var))
-
-
-def _window_std(w: list) -> float:
-    """Scalar twin of _window_std_rows."""
-    inv = 1.0 / len(w)
-    mean = _ordered_sum(w) * inv
-    d0 = w[0] - mean
-    s1 = d0
-    s2 = d0 * d0
-    for v in w[1:]:
-        d = v - mean
-        s1 += d
-        s2 += d * d
-    mean1 = s1 * inv
-    mean_sq = s2 * inv
-    var = mean_sq - mean1 * mean1
-    return math.sqrt(0.0 if var < _VAR_FLOOR * mean_sq else var)
-
-
-# --------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------
 # Base class
-# --------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class _Field:
@@ -161,7 +157,7 @@ class Indicator:
     """One configured indicator over a fixed, growable set of slots.
 
     Subclasses declare their state (`_fields`), the vector kernel `_step` and the scalar loop
-    `_scan`; everything else (state storage, snapshots, the batch entry point) lives here.
+    `_scan`; state storage, snapshots and the batch entry point live here.
     """
 
     name: ClassVar[str]
@@ -174,24 +170,24 @@ class Indicator:
         self._state = {f: self._blank(spec, 0) for f, spec in self._spec.items()}
         self.resize(n_slots)
 
-    # -- to implement -------------------------------------------------------------------------
+    # -- to implement -----------------------------------------------------------------------------
     def _fields(self) -> dict[str, _Field]:
         return {}
 
-    def _step(self, rows, o, h, l, c, v) -> tuple[np.ndarray, ...]:
+    def _step(self, rows, n, o, h, l, c, v) -> tuple[np.ndarray, ...]:
         raise NotImplementedError
 
     def _scan(self, st: dict, o, h, l, c, v, starts) -> tuple[list, ...]:
         raise NotImplementedError
 
-    # -- slots --------------------------------------------------------------------------------
+    # -- slots ------------------------------------------------------------------------------------
     @property
     def n_slots(self) -> int:
         return len(self._state["n"])
 
     @staticmethod
-    def _blank(spec: _Field, rows: int) -> np.ndarray:
-        shape = (rows,) if spec.width == 0 else (rows, spec.width)
+    def _blank(spec: _Field, slots: int) -> np.ndarray:
+        shape = (slots,) if spec.width == 0 else (spec.width, slots)
         return np.full(shape, spec.fill, dtype=spec.dtype)
 
     def resize(self, n_slots: int) -> None:
@@ -199,16 +195,15 @@ class Indicator:
         current = self.n_slots
         if n_slots < current:
             raise ValueError(f"{self.key}: cannot shrink from {current} to {n_slots} slots")
-        if n_slots == current:
-            return
         for f, spec in self._spec.items():
-            self._state[f] = np.concatenate([self._state[f], self._blank(spec, n_slots - current)])
+            extra = self._blank(spec, n_slots - current)
+            self._state[f] = np.concatenate([self._state[f], extra], axis=-1)
 
     def reset_slot(self, slot: int) -> None:
         """Forget everything about one slot (symbol removed, maybe re-added later)."""
         self._check_slot(slot)
         for f, spec in self._spec.items():
-            self._state[f][slot] = spec.fill
+            self._state[f][..., slot] = spec.fill
 
     def new_session(self, slots) -> None:
         """Session boundary for these slots; only session-anchored indicators (VWAP) care."""
@@ -217,32 +212,32 @@ class Indicator:
         if not 0 <= slot < self.n_slots:
             raise IndexError(f"{self.key}: slot {slot} out of range (0..{self.n_slots - 1})")
 
-    # -- state snapshots ----------------------------------------------------------------------
+    # -- state snapshots --------------------------------------------------------------------------
     def state(self, slots=None) -> dict[str, np.ndarray]:
-        """Copy of the state arrays, for all slots or only the given rows (in that order)."""
+        """Copy of the state arrays (slot axis last), for all slots or the given ones in order."""
         if slots is None:
             return {f: a.copy() for f, a in self._state.items()}
         rows = np.asarray(slots, dtype=np.intp)
-        return {f: a[rows] for f, a in self._state.items()}
+        return {f: a[..., rows] for f, a in self._state.items()}
 
     def load_state(self, state: Mapping[str, np.ndarray], slots=None) -> None:
-        """Restore arrays from state(); with slots, write those rows only (same order as taken)."""
+        """Restore arrays taken by state(); with slots, write only those (same order as taken)."""
         if set(state) != set(self._spec):
             raise ValueError(f"{self.key}: state fields {sorted(state)} != {sorted(self._spec)}")
         arrays = {f: np.asarray(state[f], dtype=spec.dtype) for f, spec in self._spec.items()}
         for f, spec in self._spec.items():
-            if arrays[f].shape[1:] != self._blank(spec, 0).shape[1:]:
+            if arrays[f].shape[:-1] != self._blank(spec, 0).shape[:-1]:
                 raise ValueError(f"{self.key}: state field {f!r} has shape {arrays[f].shape}")
         if slots is None:
             self._state = {f: a.copy() for f, a in arrays.items()}
             return
         rows = np.asarray(slots, dtype=np.intp)
         for f, a in arrays.items():
-            self._state[f][rows] = a
+            self._state[f][..., rows] = a
 
-    # -- feeding ------------------------------------------------------------------------------
+    # -- feeding ----------------------------------------------------------------------------------
     def update(self, slots, open, high, low, close, volume) -> dict[str, np.ndarray]:
-        """Add one bar for each of `slots` (unique); return each output for those slots."""
+        """Add one bar for each of `slots` (unique, any order); return each output for them."""
         rows = np.asarray(slots, dtype=np.intp)
         cols = [np.asarray(a, dtype=np.float64) for a in (open, high, low, close, volume)]
         if any(len(a) != len(rows) for a in cols):
@@ -251,8 +246,10 @@ class Indicator:
             return {name: np.empty(0) for name in self.outputs}
         if rows.min() < 0 or rows.max() >= self.n_slots:
             raise IndexError(f"{self.key}: slots out of range (0..{self.n_slots - 1})")
-        values = self._step(rows, *cols)
-        self._state["n"][rows] += 1
+        counts = self._state["n"]
+        n = counts[rows]
+        values = self._step(rows, n, *cols)
+        counts[rows] = n + 1
         return dict(zip(self.outputs, values))
 
     def run_series(self, slot: int, open, high, low, close, volume,
@@ -272,20 +269,20 @@ class Indicator:
             starts = np.asarray(session_starts, dtype=bool).tolist()
             if len(starts) != length:
                 raise ValueError(f"{self.key}: session_starts has the wrong length")
-        st = {f: a[slot].tolist() for f, a in self._state.items()}
+        st = {f: a[..., slot].tolist() for f, a in self._state.items()}
         values = self._scan(st, *cols, starts)
         st["n"] += length
         for f, a in self._state.items():
-            a[slot] = st[f]
+            a[..., slot] = st[f]
         return {name: np.asarray(v, dtype=np.float64) for name, v in zip(self.outputs, values)}
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.key} slots={self.n_slots}>"
 
 
-# --------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------
 # Moving averages
-# --------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------
 
 class SMA(Indicator):
     """Simple moving average, TA-Lib's running-sum order."""
@@ -298,25 +295,22 @@ class SMA(Indicator):
     def _fields(self):
         return {"buf": _Field(self.period), "total": _Field()}
 
-    def _step(self, rows, o, h, l, c, v):
-        s = self._state
-        return (_sma_push(s["buf"], s["total"], rows, s["n"][rows], c),)
+    def _step(self, rows, n, o, h, l, c, v):
+        return (_sma_push(self._state["buf"], self._state["total"], rows, n, c),)
 
     def _scan(self, st, o, h, l, c, v, starts):
         buf, total, n = st["buf"], st["total"], st["n"]
         out = []
-        for i, x in enumerate(c):
-            mean, total = _sma_push_scalar(buf, total, n + i, x)
+        for x in c:
+            mean, total = _sma_push_scalar(buf, total, n, x)
             out.append(mean)
+            n += 1
         st["total"] = total
         return (out,)
 
 
 class EMA(Indicator):
-    """Exponential moving average seeded with the SMA of the first `period` values.
-
-    Period 1 returns the input unchanged (TA-Lib >= 0.7.1).
-    """
+    """Exponential moving average seeded with the SMA of the first `period` values."""
     name = "ema"
 
     def __init__(self, params, n_slots):
@@ -327,11 +321,14 @@ class EMA(Indicator):
     def _fields(self):
         return {"total": _Field(), "ema": _Field()}
 
-    def _step(self, rows, o, h, l, c, v):
+    def _step(self, rows, n, o, h, l, c, v):
         s, p = self._state, self.period
         if p == 1:
             return (c.copy(),)
-        n = s["n"][rows]
+        if n.min() >= p:                                   # steady: every slot seeded
+            ema = _ema_next(self.k, c, s["ema"][rows])
+            s["ema"][rows] = ema
+            return (ema,)
         seeding = n < p
         total = s["total"][rows] + np.where(seeding, c, 0.0)
         ema = np.where(seeding, total / p, _ema_next(self.k, c, s["ema"][rows]))
@@ -358,50 +355,69 @@ class EMA(Indicator):
 
 
 class WMA(Indicator):
-    """Linearly weighted moving average, weights 1..period oldest first.
-
-    O(period) per bar on purpose: TA-Lib's O(1) running sums drift over long series (it
-    re-anchors them every 8*period bars with exactly this ordered sum); summing the window
-    every bar never drifts and equals TA-Lib's re-anchored value bit for bit.
-    """
+    """Linearly weighted moving average (weights 1..period, oldest first), TA-Lib's algorithm:
+    O(1) running sums re-anchored from the window every 8*period bars so they never drift."""
     name = "wma"
 
     def __init__(self, params, n_slots):
         self.period = params["period"]
         self.divider = self.period * (self.period + 1) / 2.0
-        self._weights = np.arange(1, self.period + 1, dtype=np.float64)
-        self._ages = np.arange(1, self.period + 1)
+        self.reanchor_every = 8 * self.period
         super().__init__(params, n_slots)
 
     def _fields(self):
-        return {"buf": _Field(self.period)}
+        return {"buf": _Field(self.period), "sub": _Field(), "wsum": _Field()}
 
-    def _step(self, rows, o, h, l, c, v):
-        p, buf = self.period, self._state["buf"]
-        n = self._state["n"][rows]
-        buf[rows, n % p] = c
-        oldest_first = buf[rows[:, None], (n[:, None] + self._ages) % p]
-        value = _ordered_sum_rows(oldest_first * self._weights) / self.divider
-        return (np.where(n >= p - 1, value, NAN),)
+    def _step(self, rows, n, o, h, l, c, v):
+        s, p = self._state, self.period
+        if p == 1:
+            return (c.copy(),)
+        buf = s["buf"]
+        pos = n % p
+        leaving = np.where(n >= p, buf[pos, rows], 0.0)   # x[n-p]: TA-Lib's trailingValue
+        buf[pos, rows] = c
+        sub = (s["sub"][rows] + c) - leaving
+        wsum = s["wsum"][rows] + c * np.minimum(n + 1, p).astype(np.float64)
+        full = n >= p - 1
+        due = np.flatnonzero(full & ((n - p + 2) % self.reanchor_every == 0))
+        if len(due):
+            window = _oldest_first(buf, rows[due], n[due])
+            sub[due] = _ordered_sum_rows(window)
+            wsum[due] = _ordered_sum_rows(window * np.arange(1.0, p + 1)[:, None])
+        s["sub"][rows] = sub
+        s["wsum"][rows] = np.where(full, wsum - sub, wsum)
+        return (np.where(full, wsum / self.divider, NAN),)
 
     def _scan(self, st, o, h, l, c, v, starts):
-        p, buf, n, divider = self.period, st["buf"], st["n"], self.divider
+        p = self.period
+        if p == 1:
+            return (list(c),)
+        buf, n, sub, wsum = st["buf"], st["n"], st["sub"], st["wsum"]
+        divider, every = self.divider, self.reanchor_every
         out = []
         for x in c:
-            buf[n % p] = x
+            pos = n % p
+            leaving = buf[pos] if n >= p else 0.0
+            buf[pos] = x
+            sub = (sub + x) - leaving
+            wsum = wsum + x * float(min(n + 1, p))
             if n >= p - 1:
-                start = (n + 1) % p
-                window = buf[start:] + buf[:start]
-                out.append(_ordered_sum([w * (j + 1.0) for j, w in enumerate(window)]) / divider)
+                if (n - p + 2) % every == 0:
+                    window = _oldest_first_scalar(buf, n)
+                    sub = _ordered_sum(window)
+                    wsum = _ordered_sum([w * (j + 1.0) for j, w in enumerate(window)])
+                out.append(wsum / divider)
+                wsum = wsum - sub
             else:
                 out.append(NAN)
             n += 1
+        st["sub"], st["wsum"] = sub, wsum
         return (out,)
 
 
-# --------------------------------------------------------------------------------------------
-# Oscillators
-# --------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------
+# Momentum
+# ------------------------------------------------------------------------------------------------
 
 class RSI(Indicator):
     """Wilder's RSI: averages seeded over the first `period` changes, then smoothed by 1/period."""
@@ -415,25 +431,35 @@ class RSI(Indicator):
     def _fields(self):
         return {"prev": _Field(), "gain": _Field(), "loss": _Field()}
 
-    def _step(self, rows, o, h, l, c, v):
+    @staticmethod
+    def _index(gain, loss):
+        """100 * gain / (gain + loss), 0 when nothing moved (TA-Lib)."""
+        total = gain + loss
+        moved = total > 0.0
+        return np.where(moved, 100.0 * (gain / _safe(total, moved)), 0.0)
+
+    def _step(self, rows, n, o, h, l, c, v):
         s, p = self._state, self.period
-        n = s["n"][rows]
-        d = np.where(n == 0, 0.0, c - s["prev"][rows])
-        up = np.where(d > 0.0, d, 0.0)
-        smoothing = n > p
-        scale = np.where(n >= p, self.inv, 1.0)      # x * 1.0 is exact: warm-up just adds
-        keep = np.where(smoothing, float(p - 1), 1.0)
-        gain = (s["gain"][rows] * keep + up) * scale
-        loss = (s["loss"][rows] * keep + (up - d)) * scale
+        gain, loss = s["gain"][rows], s["loss"][rows]
+        if n.min() > p:                                    # steady: plain Wilder smoothing
+            d = c - s["prev"][rows]
+            up = np.where(d > 0.0, d, 0.0)
+            gain = (gain * (p - 1.0) + up) * self.inv
+            loss = (loss * (p - 1.0) + (up - d)) * self.inv
+        else:                                              # x * 1.0 is exact: warm-up just adds
+            d = np.where(n == 0, 0.0, c - s["prev"][rows])
+            up = np.where(d > 0.0, d, 0.0)
+            keep = np.where(n > p, p - 1.0, 1.0)
+            scale = np.where(n >= p, self.inv, 1.0)
+            gain = (gain * keep + up) * scale
+            loss = (loss * keep + (up - d)) * scale
         s["prev"][rows] = c
         s["gain"][rows] = gain
         s["loss"][rows] = loss
-        total = gain + loss
-        value = np.where(total > 0.0, 100.0 * (gain / np.where(total > 0.0, total, 1.0)), 0.0)
-        return (np.where(n >= p, value, NAN),)
+        return (np.where(n >= p, self._index(gain, loss), NAN),)
 
     def _scan(self, st, o, h, l, c, v, starts):
-        p, inv, keep = self.period, self.inv, float(self.period - 1)
+        p, inv, keep = self.period, self.inv, self.period - 1.0
         n, prev, gain, loss = st["n"], st["prev"], st["gain"], st["loss"]
         out = []
         for x in c:
@@ -443,11 +469,11 @@ class RSI(Indicator):
                 gain = (gain * keep + up) * inv
                 loss = (loss * keep + (up - d)) * inv
             elif n == p:
-                gain = (gain + up) * inv
-                loss = (loss + (up - d)) * inv
+                gain = (gain * 1.0 + up) * inv
+                loss = (loss * 1.0 + (up - d)) * inv
             else:
-                gain = gain + up
-                loss = loss + (up - d)
+                gain = gain * 1.0 + up
+                loss = loss * 1.0 + (up - d)
             prev = x
             if n >= p:
                 total = gain + loss
@@ -473,31 +499,41 @@ class MACD(Indicator):
     def _fields(self):
         return {name: _Field() for name in ("fast_sum", "slow_sum", "fast", "slow", "sig_sum", "sig")}
 
-    def _step(self, rows, o, h, l, c, v):
+    def _signal_next(self, line, prev):
+        return line if self.signal == 1 else _ema_next(self.gk, line, prev)
+
+    def _step(self, rows, n, o, h, l, c, v):
         s, f, sl, g = self._state, self.fast, self.slow, self.signal
-        n = s["n"][rows]
-        slow_seed = n < sl
-        fast_seed = slow_seed & (n >= sl - f)      # fast seed = last `fast` bars of slow's
-        fast_sum = s["fast_sum"][rows] + np.where(fast_seed, c, 0.0)
-        slow_sum = s["slow_sum"][rows] + np.where(slow_seed, c, 0.0)
-        seeded_now = n == sl - 1
-        fast = np.where(slow_seed, np.where(seeded_now, fast_sum / f, 0.0),
-                        _ema_next(self.fk, c, s["fast"][rows]))
-        slow = np.where(slow_seed, np.where(seeded_now, slow_sum / sl, 0.0),
-                        _ema_next(self.sk, c, s["slow"][rows]))
-        line = fast - slow
-        m = n - (sl - 1)                           # index in the MACD-line series
-        sig_seed = (m >= 0) & (m < g)
-        sig_sum = s["sig_sum"][rows] + np.where(sig_seed, line, 0.0)
-        sig_prev = s["sig"][rows]
-        follow = line if g == 1 else _ema_next(self.gk, line, sig_prev)
-        sig = np.where(m >= g, follow, np.where(m == g - 1, sig_sum / g, sig_prev))
-        for name, value in (("fast_sum", fast_sum), ("slow_sum", slow_sum), ("fast", fast),
-                            ("slow", slow), ("sig_sum", sig_sum), ("sig", sig)):
-            s[name][rows] = value
-        ready = m >= g - 1
-        return (np.where(ready, line, NAN), np.where(ready, sig, NAN),
-                np.where(ready, line - sig, NAN))
+        fast = _ema_next(self.fk, c, s["fast"][rows])
+        slow = _ema_next(self.sk, c, s["slow"][rows])
+        if n.min() >= sl + g - 1:                           # steady: every line seeded
+            line = fast - slow
+            sig = self._signal_next(line, s["sig"][rows])
+        else:
+            slow_seed = n < sl
+            fast_seed = slow_seed & (n >= sl - f)           # fast seed = last `fast` bars of slow's
+            fast_sum = s["fast_sum"][rows] + np.where(fast_seed, c, 0.0)
+            slow_sum = s["slow_sum"][rows] + np.where(slow_seed, c, 0.0)
+            seeded_now = n == sl - 1
+            fast = np.where(slow_seed, np.where(seeded_now, fast_sum / f, 0.0), fast)
+            slow = np.where(slow_seed, np.where(seeded_now, slow_sum / sl, 0.0), slow)
+            line = fast - slow
+            m = n - (sl - 1)                                # index in the MACD-line series
+            sig_sum = s["sig_sum"][rows] + np.where((m >= 0) & (m < g), line, 0.0)
+            prev = s["sig"][rows]
+            sig = np.where(m >= g, self._signal_next(line, prev), np.where(m == g - 1, sig_sum / g, prev))
+            s["fast_sum"][rows] = fast_sum
+            s["slow_sum"][rows] = slow_sum
+            s["sig_sum"][rows] = sig_sum
+            ready = m >= g - 1
+            line, sig = np.where(ready, line, NAN), np.where(ready, sig, NAN)
+            fast_kept, slow_kept, sig_kept = fast, slow, np.where(ready, sig, prev)
+            s["fast"][rows], s["slow"][rows], s["sig"][rows] = fast_kept, slow_kept, sig_kept
+            return line, sig, line - sig
+        s["fast"][rows] = fast
+        s["slow"][rows] = slow
+        s["sig"][rows] = sig
+        return line, sig, line - sig
 
     def _scan(self, st, o, h, l, c, v, starts):
         f, sl, g, fk, sk, gk = self.fast, self.slow, self.signal, self.fk, self.sk, self.gk
@@ -539,45 +575,145 @@ class MACD(Indicator):
         return out_line, out_sig, out_hist
 
 
+# ------------------------------------------------------------------------------------------------
+# Volatility
+# ------------------------------------------------------------------------------------------------
+
 class BBANDS(Indicator):
-    """Bollinger bands: SMA middle band +/- nbdev population standard deviations."""
+    """Bollinger bands: SMA middle band +/- nbdev population standard deviations.
+
+    TA-Lib's cancellation-free algorithm: running sums of deviations from a `shift` near the
+    window mean, re-anchored from the window (two-pass) every 32*period bars, when the variance
+    gets small against the sums it is extracted from, or when an outlier leaves the window.
+    """
     name = "bbands"
     outputs = ("upper", "middle", "lower")
 
     def __init__(self, params, n_slots):
         self.period = params["period"]
+        self.inv = 1.0 / self.period
         self.up, self.dn = float(params["nbdevup"]), float(params["nbdevdn"])
+        self.reanchor_every = 32 * self.period
         super().__init__(params, n_slots)
 
     def _fields(self):
-        return {"buf": _Field(self.period), "total": _Field()}
+        return {"buf": _Field(self.period), "total": _Field(), "shift": _Field(), "dev_sum": _Field(),
+                "sq_sum": _Field(), "countdown": _Field(fill=32 * self.period, dtype=np.int64)}
 
-    def _step(self, rows, o, h, l, c, v):
-        s = self._state
-        middle = _sma_push(s["buf"], s["total"], rows, s["n"][rows], c)
-        std = _window_std_rows(s["buf"][rows])
+    def _bands(self, middle, variance):
+        std = np.sqrt(np.where(variance > 0.0, variance, 0.0))
         return middle + std * self.up, middle, middle - std * self.dn
 
+    def _step(self, rows, n, o, h, l, c, v):
+        s, p, inv = self._state, self.period, self.inv
+        buf = s["buf"]
+        shift = np.where(n == 0, c, s["shift"][rows])
+        buf[n % p, rows] = c
+        full = n >= p - 1
+        total = s["total"][rows] + c
+        dev = c - shift
+        dev_sum = s["dev_sum"][rows] + dev
+        sq_sum = s["sq_sum"][rows] + dev * dev
+        mean_dev = dev_sum * inv
+        variance = sq_sum * inv - mean_dev * mean_dev
+        middle = total / p
+        oldest = np.where(full, buf[(n + 1) % p, rows], 0.0)
+        total = total - oldest
+        gone = np.where(full, oldest - shift, 0.0)
+        gone_sq = gone * gone
+        dev_sum = dev_sum - gone
+        sq_sum = sq_sum - gone_sq
+        countdown = s["countdown"][rows] - full
+        stale = full & ((variance < 1e-6 * (sq_sum * inv)) | (gone_sq > 1e6 * sq_sum) | (countdown <= 0))
+        due = np.flatnonzero(stale)
+        if len(due):
+            window = _oldest_first(buf, rows[due], n[due])
+            shift[due], dev_sum[due], sq_sum[due], variance[due] = self._reanchor(window)
+            countdown[due] = self.reanchor_every
+        for name, value in (("shift", shift), ("total", total), ("dev_sum", dev_sum),
+                            ("sq_sum", sq_sum), ("countdown", countdown)):
+            s[name][rows] = value
+        upper, middle, lower = self._bands(middle, variance)
+        return tuple(np.where(full, band, NAN) for band in (upper, middle, lower))
+
+    def _reanchor(self, window):
+        """Two-pass sums about the window mean, the variance (floored), minus the oldest value."""
+        inv = self.inv
+        shift = _ordered_sum_rows(window) * inv
+        dev_sum = np.zeros(window.shape[1])
+        sq_sum = np.zeros(window.shape[1])
+        for row in window:
+            d = row - shift
+            dev_sum += d
+            sq_sum += d * d
+        mean_dev = dev_sum * inv
+        variance = sq_sum * inv - mean_dev * mean_dev
+        variance = np.where(variance < 1e-12 * (sq_sum * inv), 0.0, variance)
+        gone = window[0] - shift
+        return shift, dev_sum - gone, sq_sum - gone * gone, variance
+
     def _scan(self, st, o, h, l, c, v, starts):
-        buf, total, n = st["buf"], st["total"], st["n"]
-        up, dn = self.up, self.dn
+        p, inv, up, dn = self.period, self.inv, self.up, self.dn
+        buf, n = st["buf"], st["n"]
+        total, shift, dev_sum, sq_sum, countdown = (st[k] for k in ("total", "shift", "dev_sum",
+                                                                     "sq_sum", "countdown"))
         upper, middle, lower = [], [], []
         for x in c:
-            mid, total = _sma_push_scalar(buf, total, n, x)
-            std = _window_std(buf)
+            if n == 0:
+                shift = x
+            buf[n % p] = x
+            total += x
+            dev = x - shift
+            dev_sum += dev
+            sq_sum += dev * dev
+            if n < p - 1:
+                upper.append(NAN)
+                middle.append(NAN)
+                lower.append(NAN)
+                n += 1
+                continue
+            mean_dev = dev_sum * inv
+            variance = sq_sum * inv - mean_dev * mean_dev
+            mid = total / p
+            oldest = buf[(n + 1) % p]
+            total -= oldest
+            gone = oldest - shift
+            gone_sq = gone * gone
+            dev_sum -= gone
+            sq_sum -= gone_sq
+            countdown -= 1
+            if variance < 1e-6 * (sq_sum * inv) or gone_sq > 1e6 * sq_sum or countdown <= 0:
+                shift, dev_sum, sq_sum, variance = self._reanchor_scalar(_oldest_first_scalar(buf, n))
+                countdown = self.reanchor_every
+            std = math.sqrt(variance) if variance > 0.0 else 0.0
             upper.append(mid + std * up)
             middle.append(mid)
             lower.append(mid - std * dn)
             n += 1
-        st["total"] = total
+        st.update(total=total, shift=shift, dev_sum=dev_sum, sq_sum=sq_sum, countdown=countdown)
         return upper, middle, lower
+
+    def _reanchor_scalar(self, window: list):
+        inv = self.inv
+        shift = _ordered_sum(window) * inv
+        dev_sum = sq_sum = 0.0
+        for x in window:
+            d = x - shift
+            dev_sum += d
+            sq_sum += d * d
+        mean_dev = dev_sum * inv
+        variance = sq_sum * inv - mean_dev * mean_dev
+        if variance < 1e-12 * (sq_sum * inv):
+            variance = 0.0
+        gone = window[0] - shift
+        return shift, dev_sum - gone, sq_sum - gone * gone, variance
 
 
 class ATR(Indicator):
     """Wilder's average true range: SMA of the first `period` true ranges, then Wilder smoothing.
 
-    TA-Lib fuses the smoothing step into one FMA; we round twice, so values differ by an ulp
-    or two (the recursion is contractive, the difference never grows).
+    TA-Lib fuses the smoothing step into one FMA; we round twice, so values differ by an ulp or
+    two (the recursion is contractive: the difference never grows).
     """
     name = "atr"
 
@@ -589,17 +725,17 @@ class ATR(Indicator):
     def _fields(self):
         return {"prev_close": _Field(), "total": _Field(), "atr": _Field()}
 
-    def _step(self, rows, o, h, l, c, v):
+    def _step(self, rows, n, o, h, l, c, v):
         s, p = self._state, self.period
-        n = s["n"][rows]
         pc = s["prev_close"][rows]
-        tr = np.maximum(np.maximum(h - l, np.abs(pc - h)), np.abs(l - pc))
-        seeding = (n >= 1) & (n <= p)
-        total = s["total"][rows] + np.where(seeding, tr, 0.0)
-        prev = s["atr"][rows]
-        smoothed = self.alpha * tr + self.beta * prev
-        atr = np.where(n > p, smoothed, np.where(n == p, total / p, prev))
+        tr = np.maximum(np.maximum(h - l, np.abs(pc - h)), np.abs(pc - l))
+        smoothed = self.alpha * tr + self.beta * s["atr"][rows]
         s["prev_close"][rows] = c
+        if n.min() > p:                                    # steady: only the smoothing runs
+            s["atr"][rows] = smoothed
+            return (smoothed,)
+        total = s["total"][rows] + np.where((n >= 1) & (n <= p), tr, 0.0)
+        atr = np.where(n > p, smoothed, np.where(n == p, total / p, s["atr"][rows]))
         s["total"][rows] = total
         s["atr"][rows] = atr
         return (np.where(n >= p, atr, NAN),)
@@ -609,7 +745,7 @@ class ATR(Indicator):
         n, pc, total, atr = st["n"], st["prev_close"], st["total"], st["atr"]
         out = []
         for hi, lo, cl in zip(h, l, c):
-            tr = max(max(hi - lo, abs(pc - hi)), abs(lo - pc))
+            tr = max(max(hi - lo, abs(pc - hi)), abs(pc - lo))
             if n > p:
                 atr = alpha * tr + beta * atr
             elif n >= 1:
@@ -623,21 +759,70 @@ class ATR(Indicator):
         return (out,)
 
 
+# ------------------------------------------------------------------------------------------------
+# Range oscillators (highest high / lowest low of the last `period` bars)
+# ------------------------------------------------------------------------------------------------
+
 class _RollingRange(Indicator):
-    """Shared state for indicators on the highest high / lowest low of the last `period` bars."""
+    """Tracks each slot's highest high and lowest low over the last `range_period` bars in O(1)
+    amortised: an extreme is kept with its bar index and the window is rescanned only when it
+    expires. Max/min are exact, so the values equal a full rescan every bar."""
 
     range_period: int
 
     def _fields(self):
-        return {"highs": _Field(self.range_period, -math.inf),
-                "lows": _Field(self.range_period, math.inf)}
+        return {"highs": _Field(self.range_period, -math.inf), "lows": _Field(self.range_period, math.inf),
+                "highest": _Field(fill=-math.inf), "highest_at": _Field(fill=-1, dtype=np.int64),
+                "lowest": _Field(fill=math.inf), "lowest_at": _Field(fill=-1, dtype=np.int64)}
 
     def _push_range(self, rows, n, h, l):
-        """Store this bar; return (highest, lowest) of each row's window (max/min are exact)."""
+        """Store this bar; return (highest, lowest) of each row's window."""
         s, p = self._state, self.range_period
-        s["highs"][rows, n % p] = h
-        s["lows"][rows, n % p] = l
-        return s["highs"][rows].max(axis=1), s["lows"][rows].min(axis=1)
+        s["highs"][n % p, rows] = h
+        s["lows"][n % p, rows] = l
+        oldest = n - (p - 1)
+        highest = self._track(rows, n, oldest, h, s["highs"], "highest", np.greater_equal, np.argmax)
+        lowest = self._track(rows, n, oldest, l, s["lows"], "lowest", np.less_equal, np.argmin)
+        return highest, lowest
+
+    def _track(self, rows, n, oldest, x, ring, name, beats, arg_extreme):
+        s, p = self._state, self.range_period
+        best, at = s[name][rows], s[f"{name}_at"][rows]
+        take = beats(x, best)
+        best = np.where(take, x, best)
+        at = np.where(take, n, at)
+        expired = np.flatnonzero(at < oldest)
+        if len(expired):
+            window = ring[:, rows[expired]]
+            j = arg_extreme(window, axis=0)                # first physical slot holding it
+            best[expired] = window[j, np.arange(len(expired))]
+            at[expired] = n[expired] - (n[expired] - j) % p
+        s[name][rows] = best
+        s[f"{name}_at"][rows] = at
+        return best
+
+    def _scan_range(self, st, h, l):
+        """Scalar twin of _push_range, one (highest, lowest) per bar."""
+        p, highs, lows, n = self.range_period, st["highs"], st["lows"], st["n"]
+        highest, highest_at, lowest, lowest_at = (st[k] for k in ("highest", "highest_at",
+                                                                  "lowest", "lowest_at"))
+        for hi, lo in zip(h, l):
+            highs[n % p] = hi
+            lows[n % p] = lo
+            if hi >= highest:
+                highest, highest_at = hi, n
+            if lo <= lowest:
+                lowest, lowest_at = lo, n
+            oldest = n - (p - 1)
+            if highest_at < oldest:
+                highest = max(highs)
+                highest_at = n - (n - highs.index(highest)) % p
+            if lowest_at < oldest:
+                lowest = min(lows)
+                lowest_at = n - (n - lows.index(lowest)) % p
+            yield highest, lowest
+            n += 1
+        st.update(highest=highest, highest_at=highest_at, lowest=lowest, lowest_at=lowest_at)
 
 
 class STOCH(_RollingRange):
@@ -660,41 +845,35 @@ class STOCH(_RollingRange):
         """TA-Lib: ((close - lowest) / (highest - lowest)) * 100, 0 on a flat window."""
         span = highest - lowest
         flat = _is_flat(span, np.abs(highest) + np.abs(lowest))
-        return np.where(flat, 0.0, ((close - lowest) / np.where(flat, 1.0, span)) * 100.0)
+        return np.where(flat, 0.0, ((close - lowest) / _safe(span, ~flat)) * 100.0)
 
-    def _step(self, rows, o, h, l, c, v):
+    def _step(self, rows, n, o, h, l, c, v):
         s = self._state
-        n = s["n"][rows]
         highest, lowest = self._push_range(rows, n, h, l)
         slowk = np.full(len(rows), NAN)
         slowd = np.full(len(rows), NAN)
-        m1 = n - (self.range_period - 1)             # index in the fast %K series
+        m1 = n - (self.range_period - 1)                   # index in the fast %K series
         at1 = np.flatnonzero(m1 >= 0)
         if len(at1) == 0:
             return slowk, slowd
         fast = self.fast_k(c[at1], highest[at1], lowest[at1])
         k = _sma_push(s["kbuf"], s["ktotal"], rows[at1], m1[at1], fast)
-        m2 = m1[at1] - (self.slowk_period - 1)       # index in the slow %K series
+        m2 = m1[at1] - (self.slowk_period - 1)             # index in the slow %K series
         has_k = m2 >= 0
         at2 = at1[has_k]
         d = _sma_push(s["dbuf"], s["dtotal"], rows[at2], m2[has_k], k[has_k])
-        ready = m2[has_k] >= self.slowd_period - 1
-        slowk[at2] = np.where(ready, k[has_k], NAN)
+        slowk[at2] = np.where(m2[has_k] >= self.slowd_period - 1, k[has_k], NAN)
         slowd[at2] = d
         return slowk, slowd
 
     def _scan(self, st, o, h, l, c, v, starts):
         p, pk, pd = self.range_period, self.slowk_period, self.slowd_period
-        highs, lows, kbuf, dbuf = st["highs"], st["lows"], st["kbuf"], st["dbuf"]
-        n, ktotal, dtotal = st["n"], st["ktotal"], st["dtotal"]
+        kbuf, dbuf, n, ktotal, dtotal = st["kbuf"], st["dbuf"], st["n"], st["ktotal"], st["dtotal"]
         out_k, out_d = [], []
-        for hi, lo, cl in zip(h, l, c):
-            highs[n % p] = hi
-            lows[n % p] = lo
+        for cl, (highest, lowest) in zip(c, self._scan_range(st, h, l)):
             k = d = NAN
             m1 = n - (p - 1)
             if m1 >= 0:
-                highest, lowest = max(highs), min(lows)
                 span = highest - lowest
                 if _is_flat(span, abs(highest) + abs(lowest)):
                     fast = 0.0
@@ -721,36 +900,31 @@ class WILLR(_RollingRange):
         self.range_period = params["period"]
         super().__init__(params, n_slots)
 
-    def _step(self, rows, o, h, l, c, v):
-        n = self._state["n"][rows]
+    def _step(self, rows, n, o, h, l, c, v):
         highest, lowest = self._push_range(rows, n, h, l)
         span = highest - lowest
         flat = _is_flat(span, np.abs(highest) + np.abs(lowest))
-        value = np.where(flat, 0.0, ((highest - c) / np.where(flat, 1.0, span)) * -100.0)
+        value = np.where(flat, 0.0, ((highest - c) / _safe(span, ~flat)) * -100.0)
         return (np.where(n >= self.range_period - 1, value, NAN),)
 
     def _scan(self, st, o, h, l, c, v, starts):
-        p, highs, lows, n = self.range_period, st["highs"], st["lows"], st["n"]
+        p, n = self.range_period, st["n"]
         out = []
-        for hi, lo, cl in zip(h, l, c):
-            highs[n % p] = hi
-            lows[n % p] = lo
-            if n >= p - 1:
-                highest, lowest = max(highs), min(lows)
-                span = highest - lowest
-                if _is_flat(span, abs(highest) + abs(lowest)):
-                    out.append(0.0)
-                else:
-                    out.append(((highest - cl) / span) * -100.0)
-            else:
+        for cl, (highest, lowest) in zip(c, self._scan_range(st, h, l)):
+            span = highest - lowest
+            if n < p - 1:
                 out.append(NAN)
+            elif _is_flat(span, abs(highest) + abs(lowest)):
+                out.append(0.0)
+            else:
+                out.append(((highest - cl) / span) * -100.0)
             n += 1
         return (out,)
 
 
 class CCI(Indicator):
-    """Commodity channel index over the typical price; the window sums run in TA-Lib's
-    circular-buffer order (slot n % period), so O(period) per bar."""
+    """Commodity channel index over the typical price. O(period) per bar like TA-Lib, whose
+    window sums run in circular-buffer order (slot n % period), as here."""
     name = "cci"
 
     def __init__(self, params, n_slots):
@@ -760,18 +934,17 @@ class CCI(Indicator):
     def _fields(self):
         return {"buf": _Field(self.period)}
 
-    def _step(self, rows, o, h, l, c, v):
+    def _step(self, rows, n, o, h, l, c, v):
         s, p = self._state, self.period
-        n = s["n"][rows]
         tp = _typical_price(h, l, c)
-        s["buf"][rows, n % p] = tp
-        window = s["buf"][rows]
+        s["buf"][n % p, rows] = tp
+        window = s["buf"][:, rows]
         avg = _ordered_sum_rows(window) / p
-        mean_dev = _ordered_sum_rows(np.abs(window - avg[:, None])) / p
+        mean_dev = _ordered_sum_rows(np.abs(window - avg)) / p
         dev = tp - avg
         scale = np.abs(avg)
         zero = _is_flat(dev, scale) | _is_flat(mean_dev, scale)
-        value = np.where(zero, 0.0, dev / (0.015 * np.where(zero, 1.0, mean_dev)))
+        value = np.where(zero, 0.0, dev / _safe(0.015 * mean_dev, ~zero))
         return (np.where(n >= p - 1, value, NAN),)
 
     def _scan(self, st, o, h, l, c, v, starts):
@@ -795,9 +968,9 @@ class CCI(Indicator):
         return (out,)
 
 
-# --------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------
 # Volume
-# --------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------
 
 class OBV(Indicator):
     """On-balance volume, starting from the first bar's volume (TA-Lib)."""
@@ -806,15 +979,14 @@ class OBV(Indicator):
     def _fields(self):
         return {"prev_close": _Field(), "obv": _Field()}
 
-    def _step(self, rows, o, h, l, c, v):
+    def _step(self, rows, n, o, h, l, c, v):
         s = self._state
-        n = s["n"][rows]
         prev, obv = s["prev_close"][rows], s["obv"][rows]
         moved = np.where(c > prev, obv + v, np.where(c < prev, obv - v, obv))
         obv = np.where(n == 0, v, moved)
         s["prev_close"][rows] = c
         s["obv"][rows] = obv
-        return (obv.copy(),)
+        return (obv,)
 
     def _scan(self, st, o, h, l, c, v, starts):
         n, prev, obv = st["n"], st["prev_close"], st["obv"]
@@ -845,13 +1017,14 @@ class VWAP(Indicator):
         self._state["pv"][rows] = 0.0
         self._state["volume"][rows] = 0.0
 
-    def _step(self, rows, o, h, l, c, v):
+    def _step(self, rows, n, o, h, l, c, v):
         s = self._state
         pv = s["pv"][rows] + _typical_price(h, l, c) * v
         vol = s["volume"][rows] + v
         s["pv"][rows] = pv
         s["volume"][rows] = vol
-        return (np.where(vol > 0.0, pv / np.where(vol > 0.0, vol, 1.0), NAN),)
+        traded = vol > 0.0
+        return (np.where(traded, pv / _safe(vol, traded), NAN),)
 
     def _scan(self, st, o, h, l, c, v, starts):
         pv, vol = st["pv"], st["volume"]
@@ -866,9 +1039,9 @@ class VWAP(Indicator):
         return (out,)
 
 
-# --------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------
 # Registry, keys, config validation, factory
-# --------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class ParamSpec:
@@ -901,7 +1074,7 @@ def _spec(cls: type, *params: ParamSpec) -> IndicatorSpec:
     return IndicatorSpec(cls.name, params, cls.outputs, cls)
 
 
-# Defaults and minimum periods are TA-Lib's (talib.abstract / TA_*_Lookback).
+# Defaults and minimum periods are TA-Lib 0.8's (talib.abstract, TA_*_Lookback).
 INDICATORS: Mapping[str, IndicatorSpec] = MappingProxyType({s.name: s for s in (
     _spec(SMA, _period("period", 30, 1)),
     _spec(EMA, _period("period", 30, 1)),
@@ -946,19 +1119,23 @@ def _check_param(p: ParamSpec, value, where: str):
     return p.kind(value)
 
 
+def _known() -> str:
+    return ", ".join(sorted(INDICATORS))
+
+
 def normalise_params(name: str, params: Mapping | None, where: str) -> dict:
     """Check params against the spec of `name`; return them complete, defaults filled in."""
     if name not in INDICATORS:
-        raise ValueError(f"{where}: unknown indicator {name!r} (known: {', '.join(sorted(INDICATORS))})")
+        raise ValueError(f"{where}: unknown indicator {name!r} (known: {_known()})")
     spec = INDICATORS[name]
     params = {} if params is None else params
     if not isinstance(params, Mapping):
         raise ValueError(f"{where}: expected an object of parameters, got {params!r}")
-    allowed = {p.name for p in spec.params}
+    allowed = [p.name for p in spec.params]
     for key in params:
         if key not in allowed:
-            listed = ", ".join(p.name for p in spec.params) or "none"
-            raise ValueError(f"{where}.{key}: unknown parameter for {name} (allowed: {listed})")
+            raise ValueError(f"{where}.{key}: unknown parameter for {name} "
+                             f"(allowed: {', '.join(allowed) or 'none'})")
     return {p.name: _check_param(p, params[p.name], f"{where}.{p.name}") if p.name in params
             else p.default for p in spec.params}
 
@@ -976,9 +1153,9 @@ def validate_indicator(entry, where: str) -> dict:
         raise ValueError(f"{where}.{unknown[0]}: unknown key (allowed: interval, name, params)")
     name = entry.get("name")
     if not isinstance(name, str):
-        raise ValueError(f"{where}.name: expected an indicator name (known: {', '.join(sorted(INDICATORS))})")
+        raise ValueError(f"{where}.name: expected an indicator name (known: {_known()})")
     if name not in INDICATORS:
-        raise ValueError(f"{where}.name: unknown indicator {name!r} (known: {', '.join(sorted(INDICATORS))})")
+        raise ValueError(f"{where}.name: unknown indicator {name!r} (known: {_known()})")
     interval = _check_interval(entry.get("interval", "1m"), f"{where}.interval")
     params = normalise_params(name, entry.get("params", {}), f"{where}.params")
     return {"name": name, "interval": interval, "params": params}
@@ -1000,5 +1177,5 @@ def _check_interval(value, where: str) -> str:
 
 def make_indicator(name: str, params: Mapping | None, n_slots: int) -> Indicator:
     """Build one indicator instance over n_slots slots; params are checked, defaults filled."""
-    full = normalise_params(name, params, f"indicator {name}" if name in INDICATORS else "indicator")
-    return INDICATORS[name].factory(full, n_slots)
+    normalised = normalise_params(name, params, f"indicator {name}" if name in INDICATORS else "indicator")
+    return INDICATORS[name].factory(normalised, n_slots)
