@@ -469,11 +469,11 @@ class RSI(Indicator):
                 gain = (gain * keep + up) * inv
                 loss = (loss * keep + (up - d)) * inv
             elif n == p:
-                gain = (gain * 1.0 + up) * inv
-                loss = (loss * 1.0 + (up - d)) * inv
+                gain = (gain + up) * inv
+                loss = (loss + (up - d)) * inv
             else:
-                gain = gain * 1.0 + up
-                loss = loss * 1.0 + (up - d)
+                gain = gain + up
+                loss = loss + (up - d)
             prev = x
             if n >= p:
                 total = gain + loss
@@ -525,14 +525,12 @@ class MACD(Indicator):
             s["fast_sum"][rows] = fast_sum
             s["slow_sum"][rows] = slow_sum
             s["sig_sum"][rows] = sig_sum
-            ready = m >= g - 1
-            line, sig = np.where(ready, line, NAN), np.where(ready, sig, NAN)
-            fast_kept, slow_kept, sig_kept = fast, slow, np.where(ready, sig, prev)
-            s["fast"][rows], s["slow"][rows], s["sig"][rows] = fast_kept, slow_kept, sig_kept
-            return line, sig, line - sig
         s["fast"][rows] = fast
         s["slow"][rows] = slow
         s["sig"][rows] = sig
+        if n.min() < sl + g - 2:                            # some slot has no signal line yet
+            ready = n >= sl + g - 2
+            line, sig = np.where(ready, line, NAN), np.where(ready, sig, NAN)
         return line, sig, line - sig
 
     def _scan(self, st, o, h, l, c, v, starts):
@@ -801,11 +799,12 @@ class _RollingRange(Indicator):
         s[f"{name}_at"][rows] = at
         return best
 
-    def _scan_range(self, st, h, l):
-        """Scalar twin of _push_range, one (highest, lowest) per bar."""
+    def _scan_range(self, st, h, l) -> list[tuple[float, float]]:
+        """Scalar twin of _push_range: (highest, lowest) for each bar."""
         p, highs, lows, n = self.range_period, st["highs"], st["lows"], st["n"]
         highest, highest_at, lowest, lowest_at = (st[k] for k in ("highest", "highest_at",
                                                                   "lowest", "lowest_at"))
+        extremes = []
         for hi, lo in zip(h, l):
             highs[n % p] = hi
             lows[n % p] = lo
@@ -820,9 +819,10 @@ class _RollingRange(Indicator):
             if lowest_at < oldest:
                 lowest = min(lows)
                 lowest_at = n - (n - lows.index(lowest)) % p
-            yield highest, lowest
+            extremes.append((highest, lowest))
             n += 1
         st.update(highest=highest, highest_at=highest_at, lowest=lowest, lowest_at=lowest_at)
+        return extremes
 
 
 class STOCH(_RollingRange):
@@ -833,6 +833,7 @@ class STOCH(_RollingRange):
     def __init__(self, params, n_slots):
         self.range_period = params["fastk_period"]
         self.slowk_period, self.slowd_period = params["slowk_period"], params["slowd_period"]
+        self._steady_from = self.range_period + self.slowk_period + self.slowd_period - 3
         super().__init__(params, n_slots)
 
     def _fields(self):
@@ -850,9 +851,13 @@ class STOCH(_RollingRange):
     def _step(self, rows, n, o, h, l, c, v):
         s = self._state
         highest, lowest = self._push_range(rows, n, h, l)
+        m1 = n - (self.range_period - 1)                   # index in the fast %K series
+        if n.min() >= self._steady_from:                   # steady: both averages full
+            k = _sma_push(s["kbuf"], s["ktotal"], rows, m1, self.fast_k(c, highest, lowest))
+            d = _sma_push(s["dbuf"], s["dtotal"], rows, m1 - (self.slowk_period - 1), k)
+            return k, d
         slowk = np.full(len(rows), NAN)
         slowd = np.full(len(rows), NAN)
-        m1 = n - (self.range_period - 1)                   # index in the fast %K series
         at1 = np.flatnonzero(m1 >= 0)
         if len(at1) == 0:
             return slowk, slowd
