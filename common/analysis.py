@@ -138,7 +138,41 @@ class AnalysisHandler:
         self.trace = bool(config.raw.get("trace_callbacks", False))
         self.session_steps = 0
         self.paused = False
+        self.silent = False  # replaying a snapshot: rebuild state, call no strategy
 
+    def replay(self, messages: list) -> None:
+        """Late join (Clone pattern): rebuild the replica from the coordinator's session journal.
+
+        Processor and quality answers for the journal are recomputed here with the same kernels the
+        processor and quality processes run, so the result is identical to theirs; no strategy is
+        called. Then the strategies start: on_start, and on_session_start when a session is running.
+        """
+        from common.processing import ProcessorHandler
+        from common.qualitystage import QualityHandler
+        from common.stagerun import RESPONSES
+
+        processor, quality = ProcessorHandler(self.config, self.log), QualityHandler(self.config, self.log)
+        self.replica = SessionReplica()
+        self.silent = True
+        try:
+            for msg in messages:
+                answers = {}
+                for stage, local in (("processor", processor), ("quality", quality)):
+                    out = local.handle(msg, {})
+                    if msg.type in RESPONSES[stage] and out:
+                        answers[stage] = out[0]
+                self.handle(msg, answers)
+        finally:
+            self.silent = False
+        if not self.started:
+            self.started = True
+            self._call_all("on_start")
+            if self.replica.date and self.replica.steps < self._session_steps_total():
+                self._call_all("on_session_start", self.replica.date)
+
+    def _session_steps_total(self) -> int:
+        from common.timeconv import NS_PER_MIN as _MIN
+        return (self.replica.close_ns - self.replica.open_ns) // _MIN
     # ---- message handling ----------------------------------------------------------------------
     def handle(self, msg: P.Message, answers: dict) -> list:
         apply_coordinator_message(self.replica, msg)
@@ -151,7 +185,7 @@ class AnalysisHandler:
         if kind == P.SESSION_START:
             self.session_steps = 0
             self.bars_seen = {}
-            if not self.started:
+            if not self.started and not self.silent:
                 self.started = True
                 self._call_all("on_start")
             self._call_all("on_session_start", msg.body["date"])
@@ -182,6 +216,8 @@ class AnalysisHandler:
                 batches.append((interval, d_slots, d_bars, derived.arrays[f"{interval}_count"]))
         for interval, s, _, _ in batches:
             self.bars_seen[interval] = self.bars_seen.get(interval, 0) + len(s)
+        if self.silent:
+            return
         wants_bar = [(n, st) for n, st, _ in self.strategies if hasattr(st, "on_bar") and n not in self.disabled]
         wants_step = [(n, st) for n, st, _ in self.strategies if hasattr(st, "on_step") and n not in self.disabled]
         if wants_bar:
@@ -203,6 +239,8 @@ class AnalysisHandler:
 
     # ---- strategy calls ------------------------------------------------------------------------
     def _call_all(self, callback: str, *args) -> None:
+        if self.silent:
+            return
         for name, strategy, _ in self.strategies:
             if name not in self.disabled and hasattr(strategy, callback):
                 self._call(name, strategy, callback, *args)

@@ -75,6 +75,7 @@ class SessionConfig:
     schedule: tuple[ScheduledCommand, ...]
     stages: tuple[str, ...]
     flow_window: int
+    pub_hwm: int
     ack_timeout_s: float
     heartbeat_s: float
     endpoints: dict = field(default_factory=dict)
@@ -292,7 +293,8 @@ def parse_config(obj: dict, path: str = "<config>") -> SessionConfig:
     session = _parse_session(obj["session"])
     flow = obj.get("flow", {})
     _expect(flow, dict, "flow", "an object")
-    _only_keys(flow, {"window", "ack_timeout_s", "heartbeat_s"}, "flow")
+    _only_keys(flow, {"window", "ack_timeout_s", "heartbeat_s", "pub_hwm"}, "flow")
+    pub_hwm = _positive_int(flow.get("pub_hwm", 10_000), "flow.pub_hwm", 10_000_000)
     window = _positive_int(flow.get("window", 8), "flow.window", 10_000)
     ack_timeout = float(_expect(flow.get("ack_timeout_s", 10.0), (int, float), "flow.ack_timeout_s", "seconds"))
     heartbeat = float(_expect(flow.get("heartbeat_s", 0.5), (int, float), "flow.heartbeat_s", "seconds"))
@@ -316,6 +318,7 @@ def parse_config(obj: dict, path: str = "<config>") -> SessionConfig:
         schedule=_parse_schedule(obj.get("schedule", [])),
         stages=tuple(stages),
         flow_window=window,
+        pub_hwm=pub_hwm,
         ack_timeout_s=ack_timeout,
         heartbeat_s=heartbeat,
         endpoints=_parse_endpoints(obj.get("endpoints", {})),

@@ -99,11 +99,26 @@ class SessionEngine:
         self.active: np.ndarray = np.zeros(0, bool)
         self.batch: DayBatch | None = None
         self.extra: list[tuple[int, DayBatch]] = []
+        self.journal: list[list] = []  # frames of every message since the current SESSION_START
+        self.journal_seq = 0
         self.day: dt.date | None = None
         self.clock_ns = self.open_ns = self.close_ns = 0
         self.step_row = self.n_minutes = 0
         self.pace_origin, self.pace_row = clock(), 0
         self._schedule_config()
+
+    def _publish(self, msg: P.Message) -> None:
+        """Publish and journal: a late joiner's snapshot is the current session's journal."""
+        if msg.type == P.SESSION_START:
+            self.journal = []
+        frames = self.publish(msg)
+        if frames is not None:
+            self.journal.append(frames)
+            self.journal_seq = msg.seq
+
+    def snapshot(self) -> tuple[int, list[list]]:
+        """(last seq covered, journal frames): replaying them rebuilds every stage's session state."""
+        return self.journal_seq, list(self.journal)
 
     # ---- registration and acks -----------------------------------------------------------------
     def on_hello(self, stage: str, role: str) -> dict:
@@ -249,7 +264,7 @@ class SessionEngine:
         log.info("session %s (%d/%d): open %s close %s, %d symbols, %d bars queued, %d extended-hours bars dropped",
                  day, index + 1, len(self.sessions), fmt_exchange(self.open_ns), fmt_exchange(self.close_ns),
                  len(kept), len(self.batch.bars), dropped_total)
-        self.publish(P.Message(P.SESSION_START, {
+        self._publish(P.Message(P.SESSION_START, {
             "date": day.isoformat(), "open_ns": self.open_ns, "close_ns": self.close_ns,
             "symbols": kept, "day_index": index, "n_days": len(self.sessions),
             "streamed": {s: ["1m"] for s in kept}, "generated": generated,
@@ -296,7 +311,7 @@ class SessionEngine:
             parts.append(bars)
         bars = Bars.concat(parts)
         slots_arr = np.concatenate(all_slots) if all_slots else np.empty(0, np.int32)
-        self.publish(P.Message(P.HISTORY, {"symbols": symbols, "interval": "1m", "days": sorted(set(all_days)),
+        self._publish(P.Message(P.HISTORY, {"symbols": symbols, "interval": "1m", "days": sorted(set(all_days)),
                                            "sessions": self._sessions_table(all_days),
                                            "history_days": days_by_symbol},
                                P.batch_arrays(slots_arr, bars), step=self.global_step, clock=self.clock_ns))
@@ -313,13 +328,13 @@ class SessionEngine:
         self.clock_ns = self.open_ns + self.step_row * NS_PER_MIN
         if self.run_first_step_wall is None:
             self.run_first_step_wall = now
-        self.publish(P.Message(P.STEP, {"symbols": []}, P.batch_arrays(slots, bars),
+        self._publish(P.Message(P.STEP, {"symbols": []}, P.batch_arrays(slots, bars),
                                step=self.global_step, clock=self.clock_ns))
         self.bars_published += len(slots)
         self.steps_published += 1
 
     def _end_session(self) -> None:
-        self.publish(P.Message(P.SESSION_END, {"date": self.day.isoformat(), "steps": self.step_row},
+        self._publish(P.Message(P.SESSION_END, {"date": self.day.isoformat(), "steps": self.step_row},
                                step=self.global_step, clock=self.clock_ns))
         log.info("session %s ended: %d steps, clock %s", self.day, self.step_row, fmt_exchange(self.clock_ns))
         if self.day_index + 1 < len(self.sessions):
@@ -330,7 +345,7 @@ class SessionEngine:
     def _end_backtest(self, reason: str) -> None:
         self.state = "ending"
         self.ended_wall = self.clock()
-        self.publish(P.Message(P.BACKTEST_END, {"sessions": self.day_index + 1, "reason": reason,
+        self._publish(P.Message(P.BACKTEST_END, {"sessions": self.day_index + 1, "reason": reason,
                                                 "report": self.performance_report()},
                                step=self.global_step, clock=self.clock_ns))
         log.info("backtest %s after %d session(s); waiting for stages to flush", reason, self.day_index + 1)
@@ -392,7 +407,7 @@ class SessionEngine:
             return
         t0 = time.perf_counter()
         log.info("[DYNAMIC] Pausing streaming at %s for %s", fmt_exchange(self.clock_ns), ", ".join(todo))
-        self.publish(P.Message(P.PAUSE, {"reason": "add-symbol", "symbols": todo},
+        self._publish(P.Message(P.PAUSE, {"reason": "add-symbol", "symbols": todo},
                                step=self.global_step, clock=self.clock_ns))
         self.snapshot_id += 1
         for symbol in todo:
@@ -430,7 +445,7 @@ class SessionEngine:
             log.warning("[DYNAMIC] %s: %d of %d trailing days of history in the store", symbol, len(days), wanted)
         arrays = P.batch_arrays(np.full(len(history), slot, np.int32), history, "h_")
         arrays.update(P.batch_arrays(np.full(len(caught), slot, np.int32), caught, "s_"))
-        self.publish(P.Message(P.CATCHUP_SNAPSHOT, {
+        self._publish(P.Message(P.CATCHUP_SNAPSHOT, {
             "symbol": symbol, "slot": slot, "days": days, "caught_up": len(caught),
             "dropped": dropped, "snapshot_id": self.snapshot_id, "history_wanted": wanted,
             "sessions": self._sessions_table(days), "open_ns": self.open_ns, "close_ns": self.close_ns,
@@ -455,7 +470,7 @@ class SessionEngine:
         self.last_catchup_ms = {"total": (done - self.catchup_started) * 1e3,
                                 "load_publish": (self.catchup_published - self.catchup_started) * 1e3,
                                 "stages": (done - self.catchup_published) * 1e3}
-        self.publish(P.Message(P.RESUME, {"reason": "add-symbol", "catchup_ms": self.last_catchup_ms},
+        self._publish(P.Message(P.RESUME, {"reason": "add-symbol", "catchup_ms": self.last_catchup_ms},
                                step=self.global_step, clock=self.clock_ns))
         log.info("[DYNAMIC] Resuming streaming at %s (catch-up %.2f ms)", fmt_exchange(self.clock_ns),
                  self.last_catchup_ms["total"])
@@ -470,7 +485,7 @@ class SessionEngine:
             self.base_symbols.remove(symbol)
         if symbol in self.dynamic:
             self.dynamic[symbol].status = "removed"
-        self.publish(P.Message(P.SYMBOL_REMOVED, {"symbol": symbol}, step=self.global_step, clock=self.clock_ns))
+        self._publish(P.Message(P.SYMBOL_REMOVED, {"symbol": symbol}, step=self.global_step, clock=self.clock_ns))
         log.info("[DYNAMIC] Removed %s at %s", symbol, fmt_exchange(self.clock_ns))
 
     def command(self, name: str, args: dict, request_id: str) -> dict:

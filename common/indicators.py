@@ -20,10 +20,12 @@ fast path used once every slot in the call is past warm-up; it performs the same
 general path performs on a warmed-up slot (the general path only adds exact identities such as
 ``x * 1.0`` or ``x - 0.0`` for warming slots).
 
-Values match TA-Lib 0.8 (default compatibility mode, no unstable period) - bit for bit for SMA,
-EMA, WMA, RSI, MACD line, STOCH, WILLR, CCI, OBV and the BBANDS middle/lower band, within a few
-ulp elsewhere (TA-Lib fuses some steps into hardware FMAs that pure Python cannot express) - and
-the warm-up is identical: NaN until TA-Lib gives a value. TA-Lib behaviour reproduced on purpose:
+Values match TA-Lib 0.8 (default compatibility mode, no unstable period) and the warm-up is
+identical: NaN until TA-Lib gives a value. SMA, WMA, RSI, STOCH, WILLR, CCI, OBV, BBANDS and the
+MACD line are bit for bit TA-Lib's (BBANDS' upper band may differ by an ulp when nbdevup !=
+nbdevdn); EMA, the MACD signal and ATR differ by an ulp now and then, because TA-Lib computes
+those steps with a fused multiply-add that pure Python cannot express (the recursions are
+contractive, so the difference never grows). TA-Lib behaviour reproduced on purpose:
 
 * MACD: the fast EMA is seeded on the same bar as the slow one (SMA of the last ``fast`` prices of
   the slow seed window); macd/signal/hist stay NaN until the signal line exists; ``fast``/``slow``
@@ -310,7 +312,8 @@ class SMA(Indicator):
 
 
 class EMA(Indicator):
-    """Exponential moving average seeded with the SMA of the first `period` values."""
+    """Exponential moving average seeded with the SMA of the first `period` values
+    (period 1 returns the input)."""
     name = "ema"
 
     def __init__(self, params, n_slots):

@@ -211,18 +211,27 @@ def ack(stage: str, kind: str, ref: int, busy_ns: int = 0, clock: int = 0) -> Me
 class SequenceChecker:
     """Checks per-publisher sequence numbers; reports every gap instead of hiding it."""
 
-    def __init__(self):
+    def __init__(self, join_anywhere: bool = False):
+        """`join_anywhere`: the first message of a publisher sets the baseline (a late joiner, whose
+        snapshot covers what came before); otherwise sequenced messages must start at 1."""
         self.last: dict[str, int] = {}
         self.lost: dict[str, int] = {}
+        self.join_anywhere = join_anywhere
 
     def check(self, msg: Message) -> int:
         """Returns how many messages were lost before `msg` (0 when contiguous)."""
         last = self.last.get(msg.pub)
         if msg.type == HEARTBEAT:
-            if last is None or msg.seq <= last:
+            if last is None:  # joining: the first heartbeat gives the baseline
+                self.last[msg.pub] = msg.seq
+                return 0
+            if msg.seq <= last:
                 return 0
             gap = msg.seq - last
             self.last[msg.pub] = msg.seq
+        elif last is None and self.join_anywhere:
+            self.last[msg.pub] = msg.seq
+            return 0
         else:
             expected = 1 if last is None else last + 1
             gap = msg.seq - expected
@@ -234,6 +243,11 @@ class SequenceChecker:
         return gap
 
 
+    def reset(self, pub: str, seq: int) -> None:
+        """After a snapshot: continue checking from `seq` (the snapshot's last seq)."""
+        self.last[pub] = seq
+
+
 class Publisher:
     """Stamps outgoing messages with this publisher's id and next sequence number."""
 
@@ -242,12 +256,15 @@ class Publisher:
         self.name = name
         self.seq = 0
 
-    def send(self, msg: Message) -> None:
+    def send(self, msg: Message) -> list:
+        """Stamp and send; returns the frames (the coordinator journals them for late joiners)."""
         msg.pub = self.name
         if msg.type in SEQUENCED:
             self.seq += 1
         msg.seq = self.seq
-        self.socket.send_multipart(encode(msg), copy=False)
+        frames = encode(msg)
+        self.socket.send_multipart(frames, copy=False)
+        return frames
 
     def heartbeat(self, clock: int = 0, step: int = 0) -> None:
         self.send(Message(HEARTBEAT, clock=clock, step=step))

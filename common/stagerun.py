@@ -29,6 +29,8 @@ RESPONSES = {
     "quality": {P.STEP: P.QUALITY, P.HISTORY: P.QUALITY_SNAPSHOT, P.CATCHUP_SNAPSHOT: P.QUALITY_SNAPSHOT,
                 P.SESSION_END: P.QUALITY_SNAPSHOT},
 }
+PROCESS_SLICE_S = 0.05
+ANSWER_TIMEOUT_S = 2.0
 _PUB_ENDPOINT = {"processor": "processor_pub", "quality": "quality_pub"}
 
 
@@ -45,7 +47,8 @@ class StageRuntime:
     """
 
     def __init__(self, config: SessionConfig, name: str, role: str, handler, listen_to: tuple[str, ...] = (),
-                 publishes: bool = False, log: logging.Logger | None = None):
+                 publishes: bool = False, log: logging.Logger | None = None, snapshot_join: bool = False,
+                 rcvhwm: int = 0):
         self.config = config
         self.name = name
         self.role = role
@@ -57,7 +60,7 @@ class StageRuntime:
         self.subs: dict[str, zmq.Socket] = {}
         for source, key in [("coordinator", "coordinator_pub")] + [(s, _PUB_ENDPOINT[s]) for s in self.listen_to]:
             sock = self.ctx.socket(zmq.SUB)
-            sock.setsockopt(zmq.RCVHWM, 0)
+            sock.setsockopt(zmq.RCVHWM, rcvhwm)
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.SUBSCRIBE, b"")
             sock.connect(ep[key])
@@ -71,11 +74,11 @@ class StageRuntime:
         self.publisher = None
         if publishes:
             pub = self.ctx.socket(zmq.PUB)
-            pub.setsockopt(zmq.SNDHWM, 0)
+            pub.setsockopt(zmq.SNDHWM, self.config.pub_hwm)
             pub.setsockopt(zmq.LINGER, 2000)
             pub.bind(ep[_PUB_ENDPOINT[name]])
             self.publisher = P.Publisher(pub, name)
-        self.seq = P.SequenceChecker()
+        self.seq = P.SequenceChecker(join_anywhere=snapshot_join)
         self.queue: deque[P.Message] = deque()
         self.answers: dict[str, dict[int, P.Message]] = {s: {} for s in self.listen_to}
         self.heard: set[str] = set()
@@ -83,6 +86,14 @@ class StageRuntime:
         self.stopping = False
         self.finished = False
         self.flushed = False
+        self.snapshot_join = snapshot_join
+        self.synced = not snapshot_join     # a snapshot joiner holds its queue until the snapshot is in
+        self.snapshot_parts: list | None = None
+        self.snapshot_expected = 0
+        self.snapshot_seq = 0
+        self.resyncs = 0
+        self.waiting_since: float | None = None
+        self.waiting_for: tuple | None = None
         self.lost = 0
         self.malformed = 0
 
@@ -108,7 +119,10 @@ class StageRuntime:
                 self._flush()
                 return 0
             if self.registered and now - self.last_heard > silence_limit:
-                self.log.error("coordinator silent for %.0f s: flushing and exiting", now - self.last_heard)
+                head = self.queue[0] if self.queue else None
+                self.log.error("coordinator silent for %.0f s: flushing and exiting (%d message(s) unprocessed, "
+                               "first %s seq %s)", now - self.last_heard, len(self.queue),
+                               head.type if head else "-", head.seq if head else "-")
                 self._flush()
                 return 1
             beat_every = self.config.heartbeat_s if self.registered else 0.05
@@ -122,19 +136,61 @@ class StageRuntime:
                 if sock in events:
                     self._drain(source, sock)
             if self.dealer in events:
-                frames = self.dealer.recv_multipart()
-                try:
-                    reply = P.decode(frames)
-                    if not reply.body.get("ok"):
-                        self.log.error("registration refused: %s", reply.body.get("error"))
-                        return 1
-                except P.ProtocolError as exc:
-                    self.log.error("bad reply from coordinator: %s", exc)
+                if self._on_dealer() is False:
+                    return 1
             self._process_queue()
         return 0
 
+    def _on_dealer(self) -> bool:
+        """Registration reply, then (snapshot joiners) the journal messages of the snapshot."""
+        while True:
+            try:
+                frames = self.dealer.recv_multipart(flags=zmq.NOBLOCK)
+            except zmq.Again:
+                return True
+            try:
+                msg = P.decode(frames)
+            except P.ProtocolError as exc:
+                self.log.error("bad reply from coordinator: %s", exc)
+                continue
+            if msg.type == P.REPLY:
+                if not msg.body.get("ok"):
+                    self.log.error("registration refused: %s", msg.body.get("error"))
+                    return False
+                if self.snapshot_join and not self.synced:
+                    self.snapshot_parts = []
+                    self.snapshot_expected = int(msg.body.get("parts", 0))
+                    self.snapshot_seq = int(msg.body.get("seq", 0))
+            elif self.snapshot_parts is not None:
+                self.snapshot_parts.append(msg)
+            if self.snapshot_parts is not None and len(self.snapshot_parts) == self.snapshot_expected:
+                self._apply_snapshot()
+
+    def _apply_snapshot(self) -> None:
+        """Rebuild state from the journal, then go on with the live messages newer than it."""
+        parts, seq = self.snapshot_parts, self.snapshot_seq
+        self.snapshot_parts = None
+        self.handler.replay(parts)
+        while self.queue and self.queue[0].seq <= seq:
+            self.queue.popleft()
+        for answers in self.answers.values():
+            for ref in [r for r in answers if r <= seq]:
+                del answers[ref]
+        self.synced = True
+        self.log.info("snapshot applied: %d message(s) up to seq %d; live from seq %d", len(parts), seq, seq + 1)
+
+    def _resync(self, reason: str) -> None:
+        self.resyncs += 1
+        self.log.error("%s: resyncing from a fresh snapshot (resync #%d)", reason, self.resyncs)
+        self.synced = False
+        self.queue.clear()
+        for answers in self.answers.values():
+            answers.clear()
+        self._send_hello()
+
     def _send_hello(self) -> None:
-        hello = P.Message(P.HELLO, {"stage": self.name, "role": self.role, "pid": os.getpid()})
+        hello = P.Message(P.HELLO, {"stage": self.name, "role": self.role, "pid": os.getpid(),
+                                    "snapshot": self.snapshot_join})
         self.dealer.send_multipart(P.encode(hello))
         self.registered = True
         self.log.info("subscriptions in place (%s); registered as %s", ", ".join(sorted(self.subs)), self.role)
@@ -159,6 +215,8 @@ class StageRuntime:
             if lost:
                 self.lost += lost
                 self.log.error("LOSS: %d message(s) from %s missing before seq %d", lost, msg.pub, msg.seq)
+                if self.snapshot_join and self.synced:
+                    self._resync(f"lost messages from {msg.pub}")
             if msg.type == P.HEARTBEAT:
                 continue
             if source == "coordinator":
@@ -169,19 +227,33 @@ class StageRuntime:
                     self.answers[source][ref] = msg
 
     def _process_queue(self) -> None:
-        while self.queue and not self.finished:
+        """Handle queued coordinator messages in order, within a time slice so sockets keep being read."""
+        deadline = time.monotonic() + PROCESS_SLICE_S
+        while self.queue and not self.finished and self.synced and time.monotonic() < deadline:
             msg = self.queue[0]
             needed = {}
             for stage in self.listen_to:
                 if msg.type in RESPONSES[stage]:
                     answer = self.answers[stage].get(msg.seq)
                     if answer is None:
+                        self._check_answer_overdue(msg, stage)
                         return
                     needed[stage] = answer
             self.queue.popleft()
             for stage in needed:
                 del self.answers[stage][msg.seq]
             self._handle(msg, needed)
+
+    def _check_answer_overdue(self, msg: P.Message, stage: str) -> None:
+        """An answer that never comes while later coordinator messages pile up was lost at the tail
+        of a publisher's stream (no later message shows the gap): a snapshot joiner resyncs."""
+        now = time.monotonic()
+        if self.waiting_since is None or self.waiting_for != (stage, msg.seq):
+            self.waiting_since, self.waiting_for = now, (stage, msg.seq)
+            return
+        if self.snapshot_join and len(self.queue) > 1 and now - self.waiting_since > ANSWER_TIMEOUT_S:
+            self.waiting_since = None
+            self._resync(f"answer of {stage} to seq {msg.seq} overdue")
 
     def _handle(self, msg: P.Message, answers: dict) -> None:
         t0 = time.perf_counter_ns()
@@ -218,6 +290,8 @@ class StageRuntime:
             flush()
         if self.lost:
             self.log.error("%d message(s) were lost during the run", self.lost)
+        if self.publisher is not None:
+            self.publisher.heartbeat()  # carries the last seq: subscribers can see a lost tail
         if self.role == "participant" and self.registered:
             self._ack("flushed", 0)
         if self.stopping or self.role != "participant":
@@ -237,7 +311,8 @@ def new_request_id() -> str:
 
 
 def stage_main(name: str, make_handler, config_path: str, role: str = "participant",
-               listen_to: tuple[str, ...] = (), publishes: bool = False, overrides=None) -> int:
+               listen_to: tuple[str, ...] = (), publishes: bool = False, overrides=None,
+               snapshot_join: bool = False, rcvhwm: int = 0) -> int:
     """Load the config, build the stage's handler and run its loop; returns the exit code."""
     from common.config import ConfigError, load_config
     from common.logsetup import setup_logging
@@ -251,7 +326,8 @@ def stage_main(name: str, make_handler, config_path: str, role: str = "participa
     except (ConfigError, ValueError, ImportError) as exc:
         log.error("config error: %s", exc)
         return 2
-    runtime = StageRuntime(config, name, role, handler, listen_to=listen_to, publishes=publishes, log=log)
+    runtime = StageRuntime(config, name, role, handler, listen_to=listen_to, publishes=publishes, log=log,
+                           snapshot_join=snapshot_join, rcvhwm=rcvhwm)
     runtime.install_signal_handlers()
     try:
         return runtime.run()

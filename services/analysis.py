@@ -32,7 +32,8 @@ def _param(text: str) -> tuple[str, object]:
 @click.option("--observer", "role", flag_value="observer", help="Attach without joining the credit window.")
 @click.option("--participant", "role", flag_value="participant", default=True, help="Join the credit window (default).")
 @click.option("--connect", default=None, help="Coordinator host, e.g. tcp://10.0.0.5 (ports from the config).")
-def main(config_path, name, targets, params, role, connect) -> None:
+@click.option("--hwm", default=0, show_default=True, help="Receive high-water mark per SUB socket (0 = none).")
+def main(config_path, name, targets, params, role, connect, hwm) -> None:
     """Run an analysis process."""
     parsed = dict(_param(p) for p in params)
     strategies = [StrategyEntry(t, parsed, t.split(":")[-1], "disable") for t in targets] or None
@@ -48,7 +49,7 @@ def main(config_path, name, targets, params, role, connect) -> None:
         return dataclasses.replace(config, endpoints={**config.endpoints, **endpoints})
 
     sys.exit(stage_main(name, make_handler, config_path, role=role, listen_to=("processor", "quality"),
-                        overrides=overrides))
+                        overrides=overrides, snapshot_join=True, rcvhwm=hwm))
 
 
 if __name__ == "__main__":

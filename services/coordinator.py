@@ -46,7 +46,7 @@ def serve(config_path: str) -> int:
         return 2
     ctx = zmq.Context.instance()
     pub = ctx.socket(zmq.PUB)
-    pub.setsockopt(zmq.SNDHWM, 100_000)
+    pub.setsockopt(zmq.SNDHWM, config.pub_hwm)
     pub.setsockopt(zmq.LINGER, 1000)
     router = ctx.socket(zmq.ROUTER)
     router.setsockopt(zmq.LINGER, 0)
@@ -147,6 +147,9 @@ def _serve_commands(router, engine: SessionEngine, log) -> None:
             msg = P.decode(payload)
             if msg.type == P.HELLO:
                 body = engine.on_hello(msg.body["stage"], msg.body["role"])
+                if msg.body.get("snapshot"):
+                    _send_snapshot(router, envelope, engine, body, log, msg.body["stage"])
+                    continue
             elif msg.type == P.COMMAND:
                 body = engine.command(msg.body["name"], msg.body["args"], msg.body["request_id"])
                 if not body.get("ok"):
@@ -157,6 +160,15 @@ def _serve_commands(router, engine: SessionEngine, log) -> None:
             log.error("bad request: %s", exc)
             body = {"ok": False, "error": str(exc)}
         router.send_multipart(_reply_frames(envelope, body))
+
+
+def _send_snapshot(router, envelope: list, engine: SessionEngine, body: dict, log, stage: str) -> None:
+    """Clone-pattern snapshot: REPLY {parts, seq}, then the session journal, one message per part."""
+    seq, journal = engine.snapshot()
+    router.send_multipart(_reply_frames(envelope, {**body, "parts": len(journal), "seq": seq}))
+    for frames in journal:
+        router.send_multipart(envelope + frames, copy=False)
+    log.info("snapshot sent to %s: %d message(s) up to seq %d", stage, len(journal), seq)
 
 
 @click.command()

@@ -116,7 +116,7 @@ def assert_bit_identical(a: dict, b: dict, label: str) -> None:
     assert set(a) == set(b), label
     for key in a:
         x, y = np.asarray(a[key]), np.asarray(b[key])
-        assert x.dtype == y.dtype and x.shape == y.shape, f"{label} {key}: {x.dtype}{x.shape} vs {y.dtype}{y.shape}"
+        assert (x.dtype, x.shape) == (y.dtype, y.shape), f"{label} {key}: {x.dtype}{x.shape} vs {y.dtype}{y.shape}"
         assert x.tobytes() == y.tobytes(), f"{label} {key}: not bit-identical"
 
 
@@ -181,14 +181,20 @@ def test_update_matches_talib_across_slots(name, params):
 
 
 def test_flat_market_rules_match_talib():
-    """Dead market: RSI 0, %K/%R/CCI 0, zero-width bands, VWAP NaN (no volume) - as TA-Lib."""
+    """Dead market: RSI, %K, %R, CCI and ATR 0, bands on the middle band, VWAP NaN - as TA-Lib."""
     bars = random_bars(np.random.default_rng(7), 60, 100.0, flat_prefix=60)
+    starts = np.r_[True, np.zeros(59, bool)]
+    got = {}
     for name in ("rsi", "stoch", "willr", "cci", "bbands", "atr", "vwap"):
-        ind = make_indicator(name, {}, 1)
-        got = ind.run_series(0, *bars, session_starts=np.r_[True, np.zeros(59, bool)])
-        assert_matches_reference(got, reference(name, {}, *bars, np.r_[True, np.zeros(59, bool)]),
-                                 bars[3], name)
-    assert np.isnan(make_indicator("vwap", {}, 1).run_series(0, *bars)["value"]).all()
+        got[name] = make_indicator(name, {}, 1).run_series(0, *bars, session_starts=starts)
+        assert_matches_reference(got[name], reference(name, {}, *bars, starts), bars[3], name)
+    for name in ("rsi", "willr", "cci", "atr"):
+        assert (got[name]["value"][40:] == 0.0).all(), name
+    assert (got["stoch"]["slowk"][40:] == 0.0).all() and (got["stoch"]["slowd"][40:] == 0.0).all()
+    bands = got["bbands"]
+    for band in ("upper", "lower"):
+        assert (bands[band][40:] == bands["middle"][40:]).all(), band
+    assert np.isnan(got["vwap"]["value"]).all()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -206,14 +212,14 @@ def test_run_series_is_bit_identical_to_update(name, params):
     batched = make_indicator(name, params, 3)
     # Other slots get unrelated traffic in the same update() calls: slots must not leak.
     noise = random_bars(rng, 180, 7.0)
-    o, h, l, c, v = bars
     series = {k: [] for k in stepped.outputs}
-    for i in range(len(c)):
+    for i in range(len(bars[3])):
         if starts[i]:
             stepped.new_session([1])
         slots = [2, 1, 0] if i % 2 else [1, 0]
-        pick = lambda main, other: np.array([other[i] if s != 1 else main[i] for s in slots])
-        out = stepped.update(slots, *(pick(m, x) for m, x in zip(bars, noise)))
+        cols = [np.array([main[i] if s == 1 else other[i] for s in slots])
+                for main, other in zip(bars, noise)]
+        out = stepped.update(slots, *cols)
         for k in stepped.outputs:
             series[k].append(out[k][slots.index(1)])
     got_step = {k: np.asarray(vals) for k, vals in series.items()}
@@ -433,7 +439,8 @@ def test_validate_fills_defaults_and_normalises():
     assert validate_indicator({"name": "stoch", "params": {}}, "x")["params"] == \
         {"fastk_period": 5, "slowk_period": 3, "slowk_matype": 0, "slowd_period": 3, "slowd_matype": 0}
     for name in INDICATORS:                           # every default is itself valid
-        validate_indicator({"name": name, "params": dict(validate_indicator({"name": name}, "x")["params"])}, "x")
+        defaults = validate_indicator({"name": name}, "x")["params"]
+        assert validate_indicator({"name": name, "params": defaults}, "x")["params"] == defaults
 
 
 @pytest.mark.parametrize("entry,message", [
@@ -445,7 +452,8 @@ def test_validate_fills_defaults_and_normalises():
     ({"name": "sma", "params": [20]}, r"indicators\[0\]\.params: expected an object of parameters"),
     ({"name": "sma", "params": {"length": 5}},
      r"indicators\[0\]\.params\.length: unknown parameter for sma \(allowed: period\)"),
-    ({"name": "obv", "params": {"period": 5}}, r"params\.period: unknown parameter for obv \(allowed: none\)"),
+    ({"name": "obv", "params": {"period": 5}},
+     r"params\.period: unknown parameter for obv \(allowed: none\)"),
     ({"name": "sma", "params": {"period": 2.5}}, r"params\.period: expected an integer, got 2\.5"),
     ({"name": "sma", "params": {"period": True}}, r"params\.period: expected an integer, got True"),
     ({"name": "sma", "params": {"period": "20"}}, r"params\.period: expected an integer, got '20'"),
@@ -457,7 +465,8 @@ def test_validate_fills_defaults_and_normalises():
     ({"name": "stoch", "params": {"slowd_matype": 3}}, r"params\.slowd_matype: only 0 \(SMA\)"),
     ({"name": "bbands", "params": {"nbdevup": float("nan")}}, r"params\.nbdevup: expected a finite number"),
     ({"name": "bbands", "params": {"nbdevdn": "2"}}, r"params\.nbdevdn: expected a finite number"),
-    ({"name": "bbands", "params": {"nbdevdn": -1}}, r"params\.nbdevdn: -1 is out of range \(0\.0\.\.100\.0\)"),
+    ({"name": "bbands", "params": {"nbdevdn": -1}},
+     r"params\.nbdevdn: -1 is out of range \(0\.0\.\.100\.0\)"),
     ({"name": "sma", "interval": 5}, r"indicators\[0\]\.interval: expected an interval like '5m'"),
     ({"name": "sma", "interval": "5x"}, r"indicators\[0\]\.interval: '5x' is not an interval"),
     ({"name": "sma", "interval": "1d"}, r"indicators\[0\]\.interval: indicators run on intraday intervals"),

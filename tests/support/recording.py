@@ -19,3 +19,11 @@ class CallbackRecorder:
 
     def on_symbol_removed(self, ctx, symbol):
         ctx.signal(symbol, "sell", 0, "on_symbol_removed")
+
+
+class Slow:
+    """Deliberately slow on every step, so an observer with a small buffer falls behind and loses messages."""
+
+    def on_step(self, ctx, step):
+        import time
+        time.sleep(0.01)
