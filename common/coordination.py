@@ -472,8 +472,9 @@ class SessionEngine:
                                 "stages": (done - self.catchup_published) * 1e3}
         self._publish(P.Message(P.RESUME, {"reason": "add-symbol", "catchup_ms": self.last_catchup_ms},
                                step=self.global_step, clock=self.clock_ns))
-        log.info("[DYNAMIC] Resuming streaming at %s (catch-up %.2f ms)", fmt_exchange(self.clock_ns),
-                 self.last_catchup_ms["total"])
+        log.info("[DYNAMIC] Resuming streaming at %s (catch-up %.2f ms: load+snapshot %.2f ms, stages %.2f ms)",
+                 fmt_exchange(self.clock_ns), self.last_catchup_ms["total"], self.last_catchup_ms["load_publish"],
+                 self.last_catchup_ms["stages"])
         self._reset_pacing()
 
     def _remove_symbol(self, symbol: str) -> None:

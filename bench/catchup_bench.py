@@ -1,0 +1,68 @@
+"""Add-symbol catch-up benchmark: time from the add (at its step boundary) to RESUME.
+
+For 1, 10, 100 and 500 symbols in the session (default indicators on, 2 trailing days of history),
+5 symbols are added at 10:00, 10:30, 11:00, 11:30 and 12:00; the coordinator's [DYNAMIC] log gives the
+split: load + snapshot publish (coordinator) and stages (until every participant acked the snapshot).
+Usage: python bench/catchup_bench.py
+"""
+from __future__ import annotations
+
+import re
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from common.calendar import TradingCalendar  # noqa: E402
+from common.generate import generate  # noqa: E402
+from common.store import BarStore  # noqa: E402
+from pipeline_bench import INDICATORS  # noqa: E402
+
+import json, subprocess, time  # noqa: E402,E401
+
+LINE = re.compile(r"catch-up ([\d.]+) ms: load\+snapshot ([\d.]+) ms, stages ([\d.]+) ms")
+
+
+def run(tmp: Path, store: BarStore, symbols: list[str], added: list[str]) -> list[tuple[float, float, float]]:
+    ipc = tmp / "ipc"
+    ipc.mkdir()
+    schedule = [{"at": at, "command": "add-symbol", "symbols": [s]}
+                for at, s in zip(["10:00", "10:30", "11:00", "11:30", "12:00"], added)]
+    cfg = {"session": {"start_date": "2025-07-02", "end_date": "2025-07-02", "symbols": symbols,
+                       "streams": ["1m", "5m", "15m"]},
+           "historical": [{"trailing_days": 2, "intervals": ["1m"]}], "indicators": INDICATORS,
+           "schedule": schedule,
+           "endpoints": {n: f"ipc://{ipc}/{n}" for n in ("coordinator_pub", "coordinator_router", "coordinator_pull",
+                                                         "processor_pub", "quality_pub")},
+           "data_root": str(store.root), "results_dir": str(tmp / "results")}
+    (tmp / "c.json").write_text(json.dumps(cfg))
+    procs = {n: subprocess.Popen([sys.executable, "-m", f"services.{n}", "--config", str(tmp / "c.json")], cwd=ROOT,
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for n in ("coordinator", "processor", "quality", "analysis")}
+    out = {n: p.communicate(timeout=600)[0] for n, p in procs.items()}
+    if any(p.returncode for p in procs.values()):
+        raise RuntimeError("\n".join(out.values()))
+    return [tuple(float(x) for x in m.groups()) for m in LINE.finditer(out["coordinator"])]
+
+
+def main() -> None:
+    calendar = TradingCalendar()
+    with tempfile.TemporaryDirectory() as d:
+        store = BarStore(Path(d) / "store")
+        names = [f"S{i:03d}" for i in range(505)]
+        generate(store, calendar, names, "2025-06-30", "2025-07-02")
+        print(f"{'symbols':>7}  {'total ms median/max':>20}  {'load+snapshot ms':>17}  {'stages ms':>10}")
+        for n in (1, 10, 100, 500):
+            with tempfile.TemporaryDirectory() as t:
+                rows = run(Path(t), store, names[:n], names[500:505])
+            total, load, stages = zip(*rows)
+            print(f"{n:>7}  {statistics.median(total):>9.2f} / {max(total):>8.2f}  {statistics.median(load):>17.2f}  "
+                  f"{statistics.median(stages):>10.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
