@@ -12,6 +12,7 @@ from common.aggregate import (WindowAggregator, aggregate_session, aggregate_ses
                               window_end)
 from common.bars import FIELDS, Bars
 from common.timeconv import NS_PER_MIN, UTC, ns_from_datetime
+from support.asserts import assert_same_state
 
 OPEN = ns_from_datetime(dt.datetime(2025, 7, 2, 13, 30, tzinfo=UTC))
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
@@ -87,15 +88,6 @@ def assert_same(left: tuple[Bars, np.ndarray], right: tuple[Bars, np.ndarray]) -
         a, b = getattr(left[0], f), getattr(right[0], f)
         assert a.dtype == b.dtype and np.array_equal(a, b), f
     assert left[1].dtype == right[1].dtype == np.int64 and np.array_equal(left[1], right[1])
-
-
-def assert_same_state(a: dict, b: dict) -> None:
-    assert a.keys() == b.keys()
-    for key in a:
-        if isinstance(a[key], np.ndarray):
-            assert np.array_equal(a[key], b[key], equal_nan=True), key
-        else:
-            assert a[key] == b[key], key
 
 
 def restricted(result: tuple[Bars, np.ndarray], open_ns, close_ns, minutes, clock_ns):

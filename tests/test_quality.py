@@ -11,6 +11,7 @@ from hypothesis import given, settings, strategies as st
 from common.quality import (QualityTracker, historical_quality, missing_runs, session_gaps,
                             session_quality, window_quality)
 from common.timeconv import NS_PER_MIN, UTC, ns_from_datetime
+from support.asserts import assert_same_state
 
 OPEN = ns_from_datetime(dt.datetime(2025, 7, 2, 13, 30, tzinfo=UTC))
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
@@ -40,15 +41,6 @@ def snapshot(tracker: QualityTracker, slot: int):
 def batch_snapshot(ts: np.ndarray, close_ns: int, clock_ns: int, minutes: int):
     q = window_quality(ts, OPEN, close_ns, clock_ns, minutes)
     return q.present, q.expected, q.pct, q.completeness, q.gaps, len(q.gaps)
-
-
-def assert_same_state(a: dict, b: dict) -> None:
-    assert a.keys() == b.keys()
-    for key in a:
-        if isinstance(a[key], np.ndarray):
-            assert np.array_equal(a[key], b[key], equal_nan=True), key
-        else:
-            assert a[key] == b[key], key
 
 
 scenario = dict(seed=st.integers(0, 2**32 - 1), n_symbols=st.integers(1, 4),
