@@ -52,6 +52,7 @@ class PendingOp:
     symbols: tuple[str, ...]
     at_clock: int | None
     session_date: dt.date | None
+    wall_time: dt.time | None = None  # scheduled ops: exchange time, resolved per session
 
 
 @dataclass
@@ -356,11 +357,11 @@ class SessionEngine:
     # ---- commands ------------------------------------------------------------------------------
     def _schedule_config(self) -> None:
         for i, entry in enumerate(self.config.schedule):
-            self.pending.append(PendingOp(f"schedule-{i}", entry.command, entry.symbols, None, entry.date))
-            self.pending[-1].wall_time = entry.time  # resolved per session in _due_ops
+            self.pending.append(PendingOp(f"schedule-{i}", entry.command, entry.symbols, None, entry.date, entry.time))
 
     def _op_clock(self, op: PendingOp) -> int | None:
-        wall = getattr(op, "wall_time", None)
+        """Clock at which `op` is due today; None = due now, -1 = on a later session."""
+        wall = op.wall_time
         if wall is None:
             return op.at_clock
         if op.session_date is not None and op.session_date != self.day:
@@ -565,12 +566,15 @@ class SessionEngine:
                 raise CommandError(f"--at {args['at']} is in the past (clock {fmt_exchange(self.clock_ns)})")
             if at_clock > self.close_ns:
                 raise CommandError(f"--at {args['at']} is after today's close {fmt_exchange(self.close_ns)}")
-        queued_adds = {s for op in self.pending if op.command == "add-symbol" for s in op.symbols}
+        queued_adds = {s for op in self.pending if op.command == "add-symbol" and self._op_clock(op) != -1
+                       for s in op.symbols}
         for symbol in symbols:
             present = symbol in self.session_symbols and self.active[self.session_symbols.index(symbol)]
             if name == "add-symbol":
-                if present or symbol in queued_adds:
+                if present:
                     raise CommandError(f"{symbol} is already in the session")
+                if symbol in queued_adds:
+                    raise CommandError(f"{symbol} is already queued to be added today")
                 if not self.store.has_day(symbol, self.day):
                     raise CommandError(f"{symbol}: no data in the store for session {self.day}")
             elif not present:

@@ -62,8 +62,9 @@ def test_scheduled_edges(tmp_path, sample_store, calendar):
 
 
 def test_ctl_add_errors_and_add_during_operator_pause(tmp_path, sample_store, calendar):
+    later = [{"date": "2025-07-07", "at": "10:00", "command": "add-symbol", "symbols": ["RIVN"]}]
     config = write_config(tmp_path, sample_store.root, session={"symbols": ["MSFT"], "clock": {"speed": 3000}},
-                          strategies=RECORDER)
+                          strategies=RECORDER, schedule=later)
     pipe = Pipeline(tmp_path, config)
     try:
         _wait_for_status(config, lambda s: s["state"] == "running" and s["session_step"] >= 5)
