@@ -92,6 +92,7 @@ class StageRuntime:
         self.snapshot_expected = 0
         self.snapshot_seq = 0
         self.resyncs = 0
+        self.stop_sent = False
         self.waiting_since: float | None = None
         self.waiting_for: tuple | None = None
         self.lost = 0
@@ -258,6 +259,11 @@ class StageRuntime:
     def _handle(self, msg: P.Message, answers: dict) -> None:
         t0 = time.perf_counter_ns()
         outgoing = self.handler.handle(msg, answers) or []
+        if getattr(self.handler, "stop_run", False) and not self.stop_sent:
+            self.stop_sent = True
+            self.log.error("asking the coordinator to stop the run")
+            command = P.Message(P.COMMAND, {"name": "stop", "args": {}, "request_id": new_request_id()})
+            self.dealer.send_multipart(P.encode(command))
         for out in outgoing:
             out.body.setdefault("ref", msg.seq)
             out.step, out.clock = msg.step, msg.clock

@@ -138,3 +138,23 @@ def test_honcho_runs_the_procfile(tmp_path, sample_store):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "backtest completed after 2 session(s)" in result.stdout
     assert (tmp_path / "results" / "analysis" / "summary.parquet").exists()
+
+
+def test_strategy_error_disables_or_stops(tmp_path, sample_store):
+    strategies = [{"class": "support.recording:Raiser", "name": "fragile", "on_error": "disable"},
+                  {"class": "support.recording:ClockRecorder", "name": "clock"}]
+    config = write_config(tmp_path, sample_store.root, session={"end_date": "2025-07-02"}, strategies=strategies)
+    pipe = Pipeline(tmp_path, config)
+    assert pipe.wait() == {"coordinator": 0, "processor": 0, "quality": 0, "analysis": 0}, pipe.all_logs()
+    log = pipe.log("analysis")
+    assert "strategy fragile raised in on_bar (symbol MSFT, clock 2025-07-02 09:35)" in log and "strategy disabled" in log
+    assert len(_signals(tmp_path / "results")["clock_ns"]) == 390  # the other strategy kept going
+
+    stop_dir = tmp_path / "stop"
+    stop_dir.mkdir()
+    strategies[0]["on_error"] = "stop"
+    config = write_config(stop_dir, sample_store.root, session={"end_date": "2025-07-03"}, strategies=strategies)
+    pipe = Pipeline(stop_dir, config)
+    assert pipe.wait() == {"coordinator": 0, "processor": 0, "quality": 0, "analysis": 0}, pipe.all_logs()
+    assert "backtest stopped" in pipe.log("coordinator")
+    assert len(_signals(stop_dir / "results")["clock_ns"]) < 390 + 210

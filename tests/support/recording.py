@@ -27,3 +27,15 @@ class Slow:
     def on_step(self, ctx, step):
         import time
         time.sleep(0.01)
+
+
+class Raiser:
+    """Raises on the 10th 1m bar it sees (error-handling tests)."""
+
+    def __init__(self):
+        self.seen = 0
+
+    def on_bar(self, ctx, symbol, interval, bar):
+        self.seen += 1
+        if self.seen == 10:
+            raise ZeroDivisionError("boom")
