@@ -158,3 +158,22 @@ def test_strategy_error_disables_or_stops(tmp_path, sample_store):
     assert pipe.wait() == {"coordinator": 0, "processor": 0, "quality": 0, "analysis": 0}, pipe.all_logs()
     assert "backtest stopped" in pipe.log("coordinator")
     assert len(_signals(stop_dir / "results")["clock_ns"]) < 390 + 210
+
+
+def test_stalled_stage_is_reported_by_name(tmp_path, sample_store):
+    config = write_config(tmp_path, sample_store.root, session={"end_date": "2025-07-02"},
+                          flow={"window": 2, "ack_timeout_s": 0.5, "heartbeat_s": 0.1})
+    pipe = Pipeline(tmp_path, config)
+    try:
+        _wait_for_status(config, lambda s: s["state"] == "running")
+        pipe.procs["quality"].send_signal(signal.SIGSTOP)
+        status = _wait_for_status(config, lambda s: s["stages"]["quality"]["stalled"])
+        assert not status["stages"]["processor"]["stalled"]
+        pipe.procs["quality"].send_signal(signal.SIGCONT)
+        codes = pipe.wait(timeout=60)
+    finally:
+        pipe.procs["quality"].send_signal(signal.SIGCONT)
+        pipe.kill()
+    assert codes == {"coordinator": 0, "processor": 0, "quality": 0, "analysis": 0}, pipe.all_logs()
+    log = pipe.log("coordinator")
+    assert "stage quality has not acknowledged for" in log and "stage quality acknowledges again" in log
