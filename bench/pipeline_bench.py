@@ -6,6 +6,7 @@ launch to first step) and per-stage busy time per step. Usage: python bench/pipe
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -24,7 +25,8 @@ DAYS = {1: ("2025-07-02", "2025-07-02"), 5: ("2025-06-25", "2025-07-02")}
 INDICATORS = json.loads((ROOT / "configs" / "default.json").read_text())["indicators"]
 
 
-def run(tmp: Path, store: BarStore, symbols: list[str], days: int, window: int, indicators: bool) -> dict:
+def run(tmp: Path, store: BarStore, symbols: list[str], days: int, window: int, indicators: bool,
+        slow_observer: bool = False) -> dict:
     ipc = tmp / "ipc"
     ipc.mkdir(exist_ok=True)
     start, end = DAYS[days]
@@ -40,9 +42,14 @@ def run(tmp: Path, store: BarStore, symbols: list[str], days: int, window: int, 
     procs = {name: subprocess.Popen([sys.executable, "-m", f"services.{name}", "--config", str(path)], cwd=ROOT,
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for name in ("coordinator", "processor", "quality", "analysis")}
+    if slow_observer:  # a deliberately slow observer (10 ms per step) with small buffers
+        procs["observer"] = subprocess.Popen(
+            [sys.executable, "-m", "services.analysis", "--config", str(path), "--name", "slow", "--observer",
+             "--hwm", "5", "--strategy", "support.recording:Slow"], cwd=ROOT, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'tests'}"})
     out = {name: p.communicate(timeout=600)[0] for name, p in procs.items()}
     match = re.search(r"performance: (\{.*\})", out["coordinator"])
-    if not match or any(p.returncode for p in procs.values()):
+    if not match or any(p.returncode for n, p in procs.items() if n != "observer"):
         raise RuntimeError("run failed:\n" + "\n".join(out.values()))
     report = json.loads(match.group(1))
     report["startup_s"] = report["first_step_monotonic"] - launched
@@ -51,6 +58,8 @@ def run(tmp: Path, store: BarStore, symbols: list[str], days: int, window: int, 
 
 def main() -> None:
     quick = "--quick" in sys.argv
+    if "--slow-observer" in sys.argv:
+        return observer_effect()
     calendar = TradingCalendar()
     scenarios = [(10, 5), (100, 5), (500, 1)] if not quick else [(10, 1), (100, 1)]
     with tempfile.TemporaryDirectory() as d:
@@ -69,6 +78,19 @@ def main() -> None:
                     print(f"{n:>7} {days:>4} {window:>6} {'on' if indicators else 'off':>4} {r['bars']:>8} "
                           f"{r['wall_s']:>7.2f} {r['bars_per_s']:>9.0f} {r['steps'] / r['wall_s']:>8.0f} "
                           f"{r['startup_s']:>9.2f}  {busy}", flush=True)
+
+
+def observer_effect() -> None:
+    """Run phase with and without a slow observer attached (3 runs each), 100 symbols x 1 day."""
+    calendar = TradingCalendar()
+    with tempfile.TemporaryDirectory() as d:
+        store = BarStore(Path(d) / "store")
+        symbols = [f"S{i:03d}" for i in range(100)]
+        generate(store, calendar, symbols, *DAYS[1])
+        for slow in (False, True, False, True, False, True):
+            with tempfile.TemporaryDirectory() as t:
+                r = run(Path(t), store, symbols, 1, 8, True, slow_observer=slow)
+            print(f"slow observer {'on ' if slow else 'off'}: {r['bars_per_s']:>9.0f} bars/s", flush=True)
 
 
 if __name__ == "__main__":

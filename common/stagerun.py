@@ -30,6 +30,8 @@ RESPONSES = {
                 P.SESSION_END: P.QUALITY_SNAPSHOT},
 }
 PROCESS_SLICE_S = 0.05
+RESYNC_BACKOFF_S = 0.5
+RESYNC_BACKOFF_MAX_S = 8.0
 ANSWER_TIMEOUT_S = 2.0
 _PUB_ENDPOINT = {"processor": "processor_pub", "quality": "quality_pub"}
 
@@ -93,6 +95,7 @@ class StageRuntime:
         self.snapshot_seq = 0
         self.resyncs = 0
         self.stop_sent = False
+        self.resync_at: float | None = None
         self.waiting_since: float | None = None
         self.waiting_for: tuple | None = None
         self.lost = 0
@@ -132,6 +135,7 @@ class StageRuntime:
                 last_beat = now
             if not self.registered and self.heard >= set(self.subs):
                 self._send_hello()
+            self._resync_if_due(now)
             events = dict(poller.poll(timeout=int(beat_every * 1000)))
             for source, sock in self.subs.items():
                 if sock in events:
@@ -181,13 +185,21 @@ class StageRuntime:
         self.log.info("snapshot applied: %d message(s) up to seq %d; live from seq %d", len(parts), seq, seq + 1)
 
     def _resync(self, reason: str) -> None:
+        """Drop what is queued and ask for a fresh snapshot; repeated resyncs back off (each replays the
+        session), so an observer too slow to keep up does not eat the pipeline's CPU."""
         self.resyncs += 1
-        self.log.error("%s: resyncing from a fresh snapshot (resync #%d)", reason, self.resyncs)
+        delay = min(RESYNC_BACKOFF_MAX_S, RESYNC_BACKOFF_S * 2 ** (self.resyncs - 1)) if self.resyncs > 1 else 0.0
+        self.log.error("%s: resyncing from a fresh snapshot in %.1f s (resync #%d)", reason, delay, self.resyncs)
         self.synced = False
         self.queue.clear()
         for answers in self.answers.values():
             answers.clear()
-        self._send_hello()
+        self.resync_at = time.monotonic() + delay
+
+    def _resync_if_due(self, now: float) -> None:
+        if self.resync_at is not None and now >= self.resync_at:
+            self.resync_at = None
+            self._send_hello()
 
     def _send_hello(self) -> None:
         hello = P.Message(P.HELLO, {"stage": self.name, "role": self.role, "pid": os.getpid(),
@@ -220,6 +232,8 @@ class StageRuntime:
                     self._resync(f"lost messages from {msg.pub}")
             if msg.type == P.HEARTBEAT:
                 continue
+            if self.resync_at is not None:
+                continue  # waiting to resync: the snapshot will cover this
             if source == "coordinator":
                 self.queue.append(msg)
             else:
