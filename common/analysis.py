@@ -95,7 +95,7 @@ class Context:
         return self._handler.replica.indicator(symbol, interval, key, output)
 
     def quality(self, symbol: str) -> dict:
-        return self._handler.replica.quality.get(symbol, {})
+        return self._handler.replica.quality_of(symbol)
 
     def signal(self, symbol: str, side: str, qty: float, reason: str = "", **extra) -> None:
         if side not in ("buy", "sell"):

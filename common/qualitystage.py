@@ -37,7 +37,7 @@ class QualityHandler:
             changed = set()
             for tracker in self.trackers.values():
                 changed.update(tracker.on_step(msg.clock, slots).tolist())
-            return [P.Message(P.QUALITY, {"table": self._table(sorted(changed))})]
+            return [self._changes(sorted(changed))]
         elif msg.type == P.HISTORY:
             return [P.Message(P.QUALITY_SNAPSHOT, {"scope": "history", "table": self._history_table(msg)})]
         elif msg.type == P.CATCHUP_SNAPSHOT:
@@ -63,6 +63,22 @@ class QualityHandler:
                               q["present"], q["expected"], q["gaps"])
             return [P.Message(P.QUALITY_SNAPSHOT, {"scope": "session_end", "table": table})]
         return []
+
+    def _changes(self, slots: list[int]) -> P.Message:
+        """QUALITY: per interval, arrays of the figures of the slots that changed at this step."""
+        slots = [s for s in slots if self.replica.symbols[s] in self.replica.active]
+        index = np.asarray(slots, np.int64)
+        arrays, expected = {}, {}
+        for minutes, tracker in self.trackers.items():
+            interval = f"{minutes}m"
+            expected[interval] = int(tracker.expected)
+            arrays[f"{interval}|slot"] = index.astype(np.int32)
+            arrays[f"{interval}|pct"] = np.asarray(tracker.pct(index), np.float64)
+            arrays[f"{interval}|present"] = np.asarray(tracker.present(index), np.int64)
+            arrays[f"{interval}|gaps"] = np.asarray(tracker.gap_count(index), np.int64)
+            if minutes > 1:
+                arrays[f"{interval}|completeness"] = np.asarray(tracker.completeness(index), np.float64)
+        return P.Message(P.QUALITY, {"intervals": list(expected), "expected": expected}, arrays)
 
     def _table(self, slots: list[int], with_gaps: bool = False) -> dict:
         """{symbol: {interval: values}} for the given slots (removed symbols left out); one vectorised

@@ -83,7 +83,9 @@ class SessionReplica:
         self.grids: dict[str, BarGrid] = {}
         self.history: dict[tuple[str, str], tuple[Bars, np.ndarray]] = {}
         self.indicators: dict[tuple[str, str, str], np.ndarray] = {}  # (interval, key, output) -> grid
-        self.quality: dict[str, dict] = {}
+        self.quality: dict[str, dict] = {}  # symbol -> {interval: {...}} from snapshots (gap lists, history)
+        self.quality_now: dict[str, dict[str, np.ndarray]] = {}  # interval -> field -> value per slot
+        self.quality_expected: dict[str, int] = {}
         self.steps = 0
 
     # ---- session structure ---------------------------------------------------------------------
@@ -103,6 +105,8 @@ class SessionReplica:
         self.history = {}
         self.indicators = {}
         self.quality = {}
+        self.quality_now = {}
+        self.quality_expected = {}
         self.steps = 0
 
     def add_symbol(self, symbol: str, dynamic: bool = True) -> int:
@@ -135,6 +139,10 @@ class SessionReplica:
         for key in [k for k in self.history if k[0] == symbol]:
             del self.history[key]
         self.quality.pop(symbol, None)
+        for fields in self.quality_now.values():
+            for arr in fields.values():
+                if slot < len(arr):
+                    arr[slot] = np.nan
 
     def remove_symbol(self, symbol: str) -> None:
         if symbol in self.slot_of:
@@ -182,6 +190,35 @@ class SessionReplica:
             return np.full(len(rows), np.nan)
         return arr[rows, slot]
 
+    def set_quality(self, interval: str, slots: np.ndarray, expected: int, values: dict[str, np.ndarray]) -> None:
+        """Latest quality figures of `interval` for `slots` (vectorised; one call per step)."""
+        fields = self.quality_now.setdefault(interval, {})
+        size = max(len(self.symbols), int(slots.max()) + 1 if len(slots) else 0)
+        for name, vals in values.items():
+            arr = fields.get(name)
+            if arr is None or len(arr) < size:
+                grown = np.full(max(size, 8), np.nan)
+                if arr is not None:
+                    grown[:len(arr)] = arr
+                arr = fields[name] = grown
+            arr[slots] = vals
+        self.quality_expected[interval] = int(expected)
+
+    def quality_of(self, symbol: str) -> dict:
+        """{interval: {pct, present, expected, gaps, completeness?, gap_list?}, history?: [...]} of a symbol."""
+        out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in self.quality.get(symbol, {}).items()}
+        slot = self.slot_of.get(symbol)
+        if slot is None:
+            return out
+        for interval, fields in self.quality_now.items():
+            if slot < len(fields.get("pct", ())) and not np.isnan(fields["pct"][slot]):
+                entry = out.setdefault(interval, {})
+                for name, arr in fields.items():
+                    value = float(arr[slot])
+                    entry[name] = value if name in ("pct", "completeness") else int(value)
+                entry["expected"] = self.quality_expected[interval]
+        return out
+
     def export(self) -> dict[str, np.ndarray]:
         """Every array of the replica keyed 'SYMBOL/interval/field' (for result files and comparisons)."""
         out: dict[str, np.ndarray] = {}
@@ -193,7 +230,7 @@ class SessionReplica:
                 out[f"{symbol}/{interval}/count"] = counts
             for (interval, key, output) in sorted(self.indicators):
                 out[f"{symbol}/{interval}/{key}.{output}"] = self.indicator(symbol, interval, key, output)
-            for interval, values in sorted(self.quality.get(symbol, {}).items()):
+            for interval, values in sorted(self.quality_of(symbol).items()):
                 if isinstance(values, dict):
                     for name in ("pct", "present", "expected", "gaps", "completeness"):
                         if name in values:
@@ -282,6 +319,23 @@ def slot_index(slots: np.ndarray) -> dict[int, np.ndarray]:
 
 
 def apply_quality_answer(replica: SessionReplica, msg) -> None:
-    """Quality values (QUALITY / QUALITY_SNAPSHOT): body['table'] maps symbol -> {interval: values}."""
-    for symbol, values in msg.body.get("table", {}).items():
-        replica.quality.setdefault(symbol, {}).update(values)
+    """Quality figures: QUALITY carries arrays per interval ('I|slot', 'I|pct', 'I|present', 'I|gaps',
+    'I|completeness') for the slots that changed; snapshots carry body['table'] symbol -> interval -> values."""
+    for interval in msg.body.get("intervals", []):
+        slots = msg.arrays[f"{interval}|slot"].astype(np.int64)
+        values = {name: msg.arrays[f"{interval}|{name}"] for name in ("pct", "present", "gaps", "completeness")
+                  if f"{interval}|{name}" in msg.arrays}
+        replica.set_quality(interval, slots, msg.body["expected"][interval], values)
+    for symbol, entries in msg.body.get("table", {}).items():
+        kept = replica.quality.setdefault(symbol, {})
+        slot = replica.slot_of.get(symbol)
+        for interval, values in entries.items():
+            if isinstance(values, dict) and "pct" in values and slot is not None:
+                figures = {k: np.array([values[k]], np.float64) for k in ("pct", "present", "gaps", "completeness")
+                           if k in values}
+                replica.set_quality(interval, np.array([slot]), values["expected"], figures)
+                extra = {k: v for k, v in values.items() if k not in figures and k != "expected"}
+                if extra:
+                    kept.setdefault(interval, {}).update(extra)
+            else:
+                kept[interval] = values
