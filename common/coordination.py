@@ -150,7 +150,10 @@ class SessionEngine:
         if kind == "step":
             if ref > info.last_step_ack:
                 info.last_step_ack = ref
-            if body.get("busy_ns"):
+            busy = body.get("busy_list")
+            if isinstance(busy, list):
+                info.busy_ns.extend(int(b) for b in busy)
+            elif body.get("busy_ns"):
                 info.busy_ns.append(int(body["busy_ns"]))
         elif kind == "snapshot":
             info.snapshot_ack = max(info.snapshot_ack, ref)

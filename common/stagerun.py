@@ -95,6 +95,8 @@ class StageRuntime:
         self.snapshot_seq = 0
         self.resyncs = 0
         self.stop_sent = False
+        self.pending_ack: tuple[int, int] | None = None
+        self.pending_busy: list[int] = []
         self.resync_at: float | None = None
         self.waiting_since: float | None = None
         self.waiting_for: tuple | None = None
@@ -243,6 +245,12 @@ class StageRuntime:
 
     def _process_queue(self) -> None:
         """Handle queued coordinator messages in order, within a time slice so sockets keep being read."""
+        try:
+            self._process_slice()
+        finally:
+            self._flush_step_ack()
+
+    def _process_slice(self) -> None:
         deadline = time.monotonic() + PROCESS_SLICE_S
         while self.queue and not self.finished and self.synced and time.monotonic() < deadline:
             msg = self.queue[0]
@@ -291,14 +299,27 @@ class StageRuntime:
                 self._flush()
             return
         if msg.type == P.STEP:
-            self._ack("step", msg.step, busy, msg.clock)
+            self.pending_ack = (msg.step, msg.clock)  # sent once the batch at hand is done (cumulative)
+            self.pending_busy.append(busy)
         elif msg.type == P.CATCHUP_SNAPSHOT:
             self._ack("snapshot", msg.body["snapshot_id"], busy, msg.clock)
         elif msg.type == P.BACKTEST_END:
             self._flush()
 
     def _ack(self, kind: str, ref: int, busy_ns: int = 0, clock: int = 0) -> None:
+        self._flush_step_ack()
         self.push.send_multipart(P.encode(P.ack(self.name, kind, ref, busy_ns, clock)))
+
+    def _flush_step_ack(self) -> None:
+        """Step acks are cumulative: one ACK for the last step handled covers the ones before it, with
+        each step's busy time listed, so a burst of steps costs one message instead of one per step."""
+        if self.pending_ack is None:
+            return
+        step, clock = self.pending_ack
+        msg = P.ack(self.name, "step", step, sum(self.pending_busy), clock)
+        msg.body["busy_list"] = self.pending_busy
+        self.pending_ack, self.pending_busy = None, []
+        self.push.send_multipart(P.encode(msg))
 
     def _flush(self) -> None:
         """Write results once, confirm to the coordinator; exit comes with SHUTDOWN (or a signal)."""
