@@ -93,6 +93,7 @@ class SessionEngine:
         self.stop_requested = False
         self.started_wall: float | None = None
         self.run_first_step_wall: float | None = None
+        self.run_end_wall: float | None = None
         self.bars_published = 0
         self.steps_published = 0
         self.history_cache: dict[tuple[str, dt.date], Bars] = {}
@@ -348,7 +349,7 @@ class SessionEngine:
 
     def _end_backtest(self, reason: str) -> None:
         self.state = "ending"
-        self.ended_wall = self.clock()
+        self.run_end_wall = self.clock()  # every step acked (or stopped): the run phase ends here
         self._publish(P.Message(P.BACKTEST_END, {"sessions": self.day_index + 1, "reason": reason,
                                                 "report": self.performance_report()},
                                step=self.global_step, clock=self.clock_ns))
@@ -643,7 +644,7 @@ class SessionEngine:
     def performance_report(self) -> dict:
         wall = None
         if self.run_first_step_wall is not None:
-            wall = self.clock() - self.run_first_step_wall
+            wall = (self.run_end_wall or self.clock()) - self.run_first_step_wall
         stages = {}
         for s in self.stages.values():
             busy = np.array(s.busy_ns, dtype=np.float64) / 1e3

@@ -16,20 +16,20 @@ def write_rows(path: Path, rows: list[dict], schema: pa.Schema) -> None:
 
 
 def write_replica_dump(path: Path, export: dict[str, np.ndarray]) -> None:
-    """A replica export as rows (key, ints, floats): integer arrays kept exact, floats as float64."""
-    keys, ints, floats = [], [], []
-    for key in sorted(export):
-        arr = export[key]
-        keys.append(key)
-        if arr.dtype.kind in "iu":
-            ints.append(arr.astype(np.int64).tolist())
-            floats.append(None)
-        else:
-            ints.append(None)
-            floats.append(arr.astype(np.float64).tolist())
-    table = pa.table({"key": pa.array(keys, pa.string()),
-                      "ints": pa.array(ints, pa.list_(pa.int64())),
-                      "floats": pa.array(floats, pa.list_(pa.float64()))})
+    """A replica export as rows (key, ints, floats): integer arrays kept exact, floats as float64.
+
+    Built from the numpy arrays directly (offsets + one flat values array per column), no Python lists.
+    """
+    keys = sorted(export)
+    columns = {}
+    for name, kinds, dtype in (("ints", "iu", np.int64), ("floats", "f", np.float64)):
+        mine = [export[k].astype(dtype, copy=False) if export[k].dtype.kind in kinds else None for k in keys]
+        lengths = np.array([0 if a is None else len(a) for a in mine], dtype=np.int32)
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+        values = np.concatenate([a for a in mine if a is not None] or [np.empty(0, dtype)])
+        mask = pa.array([a is None for a in mine], pa.bool_())
+        columns[name] = pa.ListArray.from_arrays(pa.array(offsets), pa.array(values), mask=mask)
+    table = pa.table({"key": pa.array(keys, pa.string()), **columns})
     atomic_write_table(table, path)
 
 
