@@ -134,8 +134,6 @@ class AnalysisHandler:
         self.bars_seen: dict[str, int] = {}
         self.started = False
         self.stop_run = False
-        self.callback_log: list[tuple] = []  # (callback, clock_ns, symbol) for tests via the trace file
-        self.trace = bool(config.raw.get("trace_callbacks", False))
         self.session_steps = 0
         self.paused = False
         self.silent = False  # replaying a snapshot: rebuild state, call no strategy
@@ -246,11 +244,6 @@ class AnalysisHandler:
                 self._call(name, strategy, callback, *args)
 
     def _call(self, name: str, strategy, callback: str, *args) -> None:
-        if self.trace:
-            symbol = args[0] if callback in ("on_bar", "on_symbol_added", "on_symbol_removed") else ""
-            extra = args[2].ts if callback == "on_bar" else 0
-            self.callback_log.append((callback, self.replica.clock_ns, symbol, args[1] if callback == "on_bar" else "",
-                                      extra, self.paused))
         try:
             getattr(strategy, callback)(self.contexts[name], *args)
         except Exception as exc:  # a user's strategy may raise anything; report it and go on
@@ -281,7 +274,8 @@ class AnalysisHandler:
                              "bars_seen": json.dumps(self.bars_seen, sort_keys=True),
                              "signals": json.dumps(per_strategy, sort_keys=True),
                              "errors": json.dumps(self.disabled, sort_keys=True)})
-        write_replica_dump(self.results_dir / f"replica_{date}.parquet", self.replica.export())
+        if self.config.dump_replica:
+            write_replica_dump(self.results_dir / f"replica_{date}.parquet", self.replica.export())
         self.log.info("session %s: %d steps, bars seen %s, signals %s", date, self.session_steps,
                       self.bars_seen, per_strategy)
 
@@ -289,8 +283,6 @@ class AnalysisHandler:
         self.results_dir.mkdir(parents=True, exist_ok=True)
         write_rows(self.results_dir / "signals.parquet", self.signals, SIGNAL_SCHEMA)
         write_rows(self.results_dir / "summary.parquet", self.summary, SUMMARY_SCHEMA)
-        if self.trace:
-            (self.results_dir / "callbacks.json").write_text(json.dumps(self.callback_log))
         self.log.info("results written to %s: %d signal(s) over %d session(s)", self.results_dir,
                       len(self.signals), len(self.summary))
         for row in self.summary:

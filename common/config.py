@@ -82,6 +82,7 @@ class SessionConfig:
     data_root: Path = Path("data/store")
     results_dir: Path = Path("results")
     calendar: str = "XNYS"
+    dump_replica: bool = False
     raw: dict = field(default_factory=dict)
 
     def derived_minutes(self) -> list[int]:
@@ -287,7 +288,7 @@ def parse_config(obj: dict, path: str = "<config>") -> SessionConfig:
     """Validate a config object; raises ConfigError('<json path>: <problem>')."""
     _expect(obj, dict, "(top level)", "an object")
     _only_keys(obj, {"name", "session", "historical", "indicators", "strategies", "schedule", "stages",
-                     "flow", "endpoints", "data_root", "results_dir", "description"}, "")
+                     "flow", "endpoints", "data_root", "results_dir", "dump_replica", "description"}, "")
     if "session" not in obj:
         raise ConfigError("session: required")
     session = _parse_session(obj["session"])
@@ -324,6 +325,7 @@ def parse_config(obj: dict, path: str = "<config>") -> SessionConfig:
         endpoints=_parse_endpoints(obj.get("endpoints", {})),
         data_root=Path(data_root),
         results_dir=Path(results_dir),
+        dump_replica=_expect(obj.get("dump_replica", False), bool, "dump_replica", "true or false"),
         raw=obj,
         **session,
     )

@@ -109,7 +109,7 @@ def encode(msg: Message) -> list:
         if code not in _DTYPES:
             raise ProtocolError(f"{msg.type}: array {name!r} has unsupported dtype {arr.dtype}")
         specs.append([name, code, int(arr.shape[0])])
-        buffers.append(arr.data if arr.size else b"")
+        buffers.append(arr.data.cast("B") if arr.size else b"")
     header = {"v": PROTOCOL_VERSION, "type": msg.type, "pub": msg.pub, "seq": msg.seq,
               "step": msg.step, "clock": msg.clock, "body": msg.body, "arrays": specs}
     return [msg.type.encode(), msgpack.packb(header, use_bin_type=True)] + buffers
@@ -164,8 +164,9 @@ def _decode_arrays(mtype: str, specs, buffers) -> dict[str, np.ndarray]:
         name, code, length = spec
         dtype = np.dtype(_DTYPES[code])
         nbytes = length * dtype.itemsize
-        if nbytes > MAX_ARRAY_BYTES or len(buf) != nbytes:
-            raise ProtocolError(f"{mtype}: array {name!r} should be {nbytes} bytes, got {len(buf)}")
+        got = memoryview(buf).nbytes
+        if nbytes > MAX_ARRAY_BYTES or got != nbytes:
+            raise ProtocolError(f"{mtype}: array {name!r} should be {nbytes} bytes, got {got}")
         arrays[name] = np.frombuffer(buf, dtype=dtype) if length else np.empty(0, dtype)
     return arrays
 

@@ -60,6 +60,7 @@ def write_config(tmp: Path, store_root: Path, **overrides) -> Path:
                       ("coordinator_pub", "coordinator_router", "coordinator_pull", "processor_pub", "quality_pub")},
         "data_root": str(store_root),
         "results_dir": str(tmp / "results"),
+        "dump_replica": True,
     }
     cfg.update(overrides)
     path = tmp / "config.json"
