@@ -70,7 +70,7 @@ def main() -> None:
         print(f"{'symbols':>7} {'days':>4} {'window':>6} {'ind':>4} {'bars':>8} {'run s':>7} {'bars/s':>9} "
               f"{'steps/s':>8} {'startup s':>9}  busy us/step (mean) processor/quality/analysis")
         for n, days in scenarios:
-            for window in (1, 8):
+            for window in (1, 16):
                 for indicators in (False, True):
                     with tempfile.TemporaryDirectory() as t:
                         r = run(Path(t), store, symbols[:n], days, window, indicators)

@@ -296,7 +296,7 @@ def parse_config(obj: dict, path: str = "<config>") -> SessionConfig:
     _expect(flow, dict, "flow", "an object")
     _only_keys(flow, {"window", "ack_timeout_s", "heartbeat_s", "pub_hwm"}, "flow")
     pub_hwm = _positive_int(flow.get("pub_hwm", 10_000), "flow.pub_hwm", 10_000_000)
-    window = _positive_int(flow.get("window", 8), "flow.window", 10_000)
+    window = _positive_int(flow.get("window", 16), "flow.window", 10_000)
     ack_timeout = float(_expect(flow.get("ack_timeout_s", 10.0), (int, float), "flow.ack_timeout_s", "seconds"))
     heartbeat = float(_expect(flow.get("heartbeat_s", 0.5), (int, float), "flow.heartbeat_s", "seconds"))
     if ack_timeout <= 0 or heartbeat <= 0:

@@ -66,8 +66,7 @@ class QualityHandler:
 
     def _changes(self, slots: list[int]) -> P.Message:
         """QUALITY: per interval, arrays of the figures of the slots that changed at this step."""
-        slots = [s for s in slots if self.replica.symbols[s] in self.replica.active]
-        index = np.asarray(slots, np.int64)
+        index = self.replica.active_slots(np.asarray(slots, np.int64))
         arrays, expected = {}, {}
         for minutes, tracker in self.trackers.items():
             interval = f"{minutes}m"

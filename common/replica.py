@@ -150,6 +150,13 @@ class SessionReplica:
         self.active.discard(symbol)
         self.dynamic.discard(symbol)
 
+    def active_slots(self, slots: np.ndarray) -> np.ndarray:
+        """The subset of `slots` whose symbol is in the session (removed symbols keep their slot)."""
+        if len(self.active) == len(self.symbols):
+            return slots
+        mask = np.array([s in self.active for s in self.symbols], dtype=bool)
+        return slots[mask[slots]]
+
     # ---- data ----------------------------------------------------------------------------------
     def append_bars(self, interval: str, slots: np.ndarray, bars: Bars, counts=None) -> None:
         self.grids[interval].put(np.asarray(slots, dtype=np.int64), bars, counts)
