@@ -101,6 +101,9 @@ class SessionEngine:
         self.active: np.ndarray = np.zeros(0, bool)
         self.batch: DayBatch | None = None
         self.extra: list[tuple[int, DayBatch]] = []
+        self.prefetched: dict[tuple[str, dt.date], tuple] = {}
+        self.drain_started: float | None = None
+        self.catchup_load_ms = 0.0
         self.journal: list[list] = []  # frames of every message since the current SESSION_START
         self.journal_seq = 0
         self.day: dt.date | None = None
@@ -189,6 +192,12 @@ class SessionEngine:
                 self._end_backtest("stopped")
                 break
             if self._due_ops():
+                if not self._all_acked():
+                    # let the stages finish the steps in flight first: the catch-up then meets idle
+                    # stages, and the clock is frozen either way (no step is published meanwhile)
+                    if self.drain_started is None:
+                        self.drain_started = time.perf_counter()
+                    return None
                 self._apply_ops(now)
                 continue
             if self.operator_paused:
@@ -276,6 +285,8 @@ class SessionEngine:
             "dynamic": [s for s in kept if s in self.dynamic],
         }, step=self.global_step, clock=self.clock_ns))
         self._publish_history(kept, list(range(len(kept))))
+        self.prefetched = {}
+        self._prefetch_scheduled()
         self._reset_pacing()
 
     def _history_for(self, symbol: str) -> tuple[Bars, list[str], int]:
@@ -411,6 +422,9 @@ class SessionEngine:
         if not todo:
             return
         t0 = time.perf_counter()
+        self.catchup_drain_ms = (t0 - self.drain_started) * 1e3 if self.drain_started is not None else 0.0
+        self.drain_started = None
+        self.catchup_load_ms = 0.0
         log.info("[DYNAMIC] Pausing streaming at %s for %s", fmt_exchange(self.clock_ns), ", ".join(todo))
         self._publish(P.Message(P.PAUSE, {"reason": "add-symbol", "symbols": todo},
                                step=self.global_step, clock=self.clock_ns))
@@ -427,9 +441,29 @@ class SessionEngine:
         if not self.store.has_day(symbol, self.day):
             raise CommandError(f"{symbol}: no data in the store for session {self.day}")
 
+    def prefetch(self, symbol: str) -> None:
+        """Read a symbol's day and trailing history ahead of its add (when the request is queued or its
+        session starts), so the pause itself only splits bars at the frozen clock."""
+        key = (symbol, self.day)
+        if key in self.prefetched:
+            return
+        t0 = time.perf_counter()
+        day_bars = self.store.read_day(symbol, self.day)
+        history = self._history_for(symbol)
+        self.prefetched[key] = (day_bars, history, (time.perf_counter() - t0) * 1e3)
+
+    def _prefetch_scheduled(self) -> None:
+        for op in self.pending:
+            if op.command == "add-symbol" and self._op_clock(op) != -1:
+                for symbol in op.symbols:
+                    if self.store.has_day(symbol, self.day):
+                        self.prefetch(symbol)
+
     def _catchup(self, symbol: str) -> None:
         log.info("[DYNAMIC] Processing addition: %s", symbol)
-        all_bars = self.store.read_day(symbol, self.day)
+        self.prefetch(symbol)
+        all_bars, (history, days, wanted), load_ms = self.prefetched.pop((symbol, self.day))
+        self.catchup_load_ms += load_ms
         regular = all_bars.between(self.open_ns, self.close_ns)
         dropped = len(all_bars) - len(regular)
         log.info("[DYNAMIC] Loaded %d bars for %s 1m (%d regular hours)", len(all_bars), symbol, len(regular))
@@ -445,7 +479,6 @@ class SessionEngine:
             self.session_symbols.append(symbol)
             self.active = np.append(self.active, True)
         self.extra.append((slot, DayBatch.build([(slot, future)], self.open_ns, self.n_minutes)))
-        history, days, wanted = self._history_for(symbol)
         if wanted and len(days) < wanted:
             log.warning("[DYNAMIC] %s: %d of %d trailing days of history in the store", symbol, len(days), wanted)
         arrays = P.batch_arrays(np.full(len(history), slot, np.int32), history, "h_")
@@ -473,13 +506,15 @@ class SessionEngine:
         self.awaiting_snapshot = None
         done = time.perf_counter()
         self.last_catchup_ms = {"total": (done - self.catchup_started) * 1e3,
+                                "load": self.catchup_load_ms, "drain": self.catchup_drain_ms,
                                 "load_publish": (self.catchup_published - self.catchup_started) * 1e3,
                                 "stages": (done - self.catchup_published) * 1e3}
         self._publish(P.Message(P.RESUME, {"reason": "add-symbol", "catchup_ms": self.last_catchup_ms},
                                step=self.global_step, clock=self.clock_ns))
-        log.info("[DYNAMIC] Resuming streaming at %s (catch-up %.2f ms: load+snapshot %.2f ms, stages %.2f ms)",
+        log.info("[DYNAMIC] Resuming streaming at %s (pause %.2f ms: snapshot %.2f ms, stages %.2f ms; "
+                 "before it: in-flight steps drained %.2f ms, store load %.2f ms done when queued)",
                  fmt_exchange(self.clock_ns), self.last_catchup_ms["total"], self.last_catchup_ms["load_publish"],
-                 self.last_catchup_ms["stages"])
+                 self.last_catchup_ms["stages"], self.last_catchup_ms["drain"], self.last_catchup_ms["load"])
         self._reset_pacing()
 
     def _remove_symbol(self, symbol: str) -> None:
@@ -584,6 +619,9 @@ class SessionEngine:
             elif not present:
                 raise CommandError(f"{symbol} is not in the session")
         self.pending.append(PendingOp(request_id, name, tuple(symbols), at_clock, None))
+        if name == "add-symbol":
+            for symbol in symbols:
+                self.prefetch(symbol)
         when = fmt_exchange(at_clock) if at_clock is not None else "next step"
         log.info("[DYNAMIC] queued %s %s at %s (request %s)", name, " ".join(symbols), when, request_id)
         return {"queued": True, "request_id": request_id, "symbols": symbols, "at": when}

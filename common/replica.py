@@ -97,7 +97,7 @@ class SessionReplica:
         self.active = set(self.symbols)
         self.dynamic = set(dynamic)
         session_minutes = (close_ns - open_ns) // NS_PER_MIN
-        capacity = max(8, len(symbols))
+        capacity = len(symbols) + max(8, len(symbols) // 8)  # headroom: adds need not reallocate
         self.grids = {}
         for minutes in sorted({1, *intervals_minutes}):
             rows = -(-session_minutes // minutes)
