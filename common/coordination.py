@@ -101,6 +101,7 @@ class SessionEngine:
         self.active: np.ndarray = np.zeros(0, bool)
         self.batch: DayBatch | None = None
         self.extra: list[tuple[int, DayBatch]] = []
+        self.caught_ts: dict[int, np.ndarray] = {}  # catch-up bars of symbols added this session
         self.prefetched: dict[tuple[str, dt.date], tuple] = {}
         self.drain_started: float | None = None
         self.catchup_load_ms = 0.0
@@ -274,6 +275,7 @@ class SessionEngine:
         self.active = np.ones(len(kept), bool)
         self.batch = DayBatch.build(per_slot, self.open_ns, self.n_minutes)
         self.extra = []
+        self.caught_ts = {}
         generated = {s: self.config.derived_minutes() for s in kept}
         log.info("session %s (%d/%d): open %s close %s, %d symbols, %d bars queued, %d extended-hours bars dropped",
                  day, index + 1, len(self.sessions), fmt_exchange(self.open_ns), fmt_exchange(self.close_ns),
@@ -479,6 +481,7 @@ class SessionEngine:
             self.session_symbols.append(symbol)
             self.active = np.append(self.active, True)
         self.extra.append((slot, DayBatch.build([(slot, future)], self.open_ns, self.n_minutes)))
+        self.caught_ts[slot] = caught.ts
         if wanted and len(days) < wanted:
             log.warning("[DYNAMIC] %s: %d of %d trailing days of history in the store", symbol, len(days), wanted)
         arrays = P.batch_arrays(np.full(len(history), slot, np.int32), history, "h_")
@@ -647,16 +650,17 @@ class SessionEngine:
         }
 
     def session_table(self) -> list[dict]:
+        """Per active symbol: 1m bars published so far (catch-up included), first/last, span, quality, gaps."""
         if self.day_index < 0:
             return []
-        rows = []
         row = self.step_row
+        per_slot = self._published_by_slot(row)
+        rows = []
         for slot, symbol in enumerate(self.session_symbols):
             if not self.active[slot]:
                 continue
-            ts = self._published_ts(slot, row)
-            present = np.unique((ts - self.open_ns) // NS_PER_MIN)
-            gaps = missing_runs(present, row)
+            ts = per_slot.get(slot, np.empty(0, np.int64))
+            gaps = missing_runs(np.unique((ts - self.open_ns) // NS_PER_MIN), row)
             rows.append({
                 "symbol": symbol, "bars_1m": int(len(ts)),
                 "first": fmt_exchange(int(ts[0])) if len(ts) else None,
@@ -667,17 +671,23 @@ class SessionEngine:
             })
         return rows
 
-    def _published_ts(self, slot: int, row: int) -> np.ndarray:
+    def _published_by_slot(self, row: int) -> dict[int, np.ndarray]:
+        """Open times of the 1m bars each slot has had this session up to minute `row`, one sort for all."""
         hi = int(self.batch.bounds[row])
-        parts = [self.batch.bars.ts[:hi][self.batch.slots[:hi] == slot]]
-        for s, b in self.extra:
-            if s == slot:
-                parts.append(b.bars.ts[:int(b.bounds[row])])
-        info = self.dynamic.get(self.session_symbols[slot])
-        if info is not None and info.added_date == self.day.isoformat():
-            caught = self.store.read_day(self.session_symbols[slot], self.day).between(self.open_ns, info.added_clock)
-            parts.insert(0, caught.ts)
-        return np.sort(np.concatenate(parts))
+        slots = [self.batch.slots[:hi]]
+        ts = [self.batch.bars.ts[:hi]]
+        for slot, extra in self.extra:
+            n = int(extra.bounds[row])
+            slots.append(np.full(n, slot, np.int32))
+            ts.append(extra.bars.ts[:n])
+        for slot, caught in self.caught_ts.items():
+            slots.append(np.full(len(caught), slot, np.int32))
+            ts.append(caught)
+        slots, ts = np.concatenate(slots), np.concatenate(ts)
+        order = np.lexsort((ts, slots))
+        slots, ts = slots[order], ts[order]
+        bounds = np.searchsorted(slots, np.arange(len(self.session_symbols) + 1))
+        return {s: ts[bounds[s]:bounds[s + 1]] for s in range(len(self.session_symbols))}
 
     def performance_report(self) -> dict:
         wall = None
