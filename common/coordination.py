@@ -601,6 +601,11 @@ class SessionEngine:
                 symbols.append(check_ticker(value, "symbol"))
             except ConfigError:
                 raise CommandError(f"{value!r} is not a ticker") from None
+        streams = args.get("streams") or ["1m"]
+        unknown = [x for x in streams if x not in self.config.streams]
+        if not isinstance(streams, list) or unknown:
+            raise CommandError(f"streams {unknown or streams} are not among the session's streams "
+                               f"({', '.join(self.config.streams)}); an added symbol gets the session's streams")
         at_clock = None
         if args.get("at"):
             at_clock = exchange_ns(self.day, parse_wall_time(str(args["at"])))

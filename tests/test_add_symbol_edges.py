@@ -27,6 +27,7 @@ def test_scheduled_edges(tmp_path, sample_store, calendar):
         {"date": "2025-07-03", "at": "10:00", "command": "remove-symbol", "symbols": ["AAPL"]},
         {"date": "2025-07-03", "at": "10:30", "command": "add-symbol", "symbols": ["AAPL"]},   # add again
         {"date": "2025-07-03", "at": "11:00", "command": "add-symbol", "symbols": ["ZZZZ"]},   # no data
+        {"date": "2025-07-03", "at": "14:00", "command": "remove-symbol", "symbols": ["RIVN"]},  # after 13:00 close
     ]
     config = write_config(tmp_path, sample_store.root, session={"symbols": ["MSFT"]}, strategies=RECORDER,
                           schedule=schedule)
@@ -46,19 +47,22 @@ def test_scheduled_edges(tmp_path, sample_store, calendar):
         ("AAPL", len(_regular(sample_store, calendar, "AAPL", "2025-07-03", open3 + 60 * MIN)), open3 + 60 * MIN),
     ]
     removed = [(s, c) for s, c, r in zip(sig["symbol"], sig["clock_ns"], sig["reason"]) if r == "on_symbol_removed"]
-    assert removed == [("AAPL", open3 + 30 * MIN)]
+    open7, _ = calendar.open_close_ns("2025-07-07")
+    assert removed == [("AAPL", open3 + 30 * MIN), ("RIVN", open7)]  # after the early close: next session's open
     # no on_bar for AAPL between its removal and its re-add, none for catch-up bars
     for s, r, c in zip(sig["symbol"], sig["reason"], sig["clock_ns"]):
         if s == "AAPL" and r.startswith("on_bar"):
             assert not (open3 + 30 * MIN < c <= open3 + 60 * MIN)
     # every day's replica holds exactly the store's regular bars of the symbols present at the close
     for day, symbols in (("2025-07-02", ["MSFT", "AAPL", "RIVN"]), ("2025-07-03", ["MSFT", "AAPL", "RIVN"]),
-                         ("2025-07-07", ["MSFT", "AAPL", "RIVN"])):
+                         ("2025-07-07", ["MSFT", "AAPL"])):
         dump = read_replica_dump(results / f"replica_{day}.parquet")
         for symbol in symbols:
             assert np.array_equal(dump[f"{symbol}/1m/ts"], _regular(sample_store, calendar, symbol, day).ts), (day, symbol)
     log = pipe.log("coordinator")
     assert "add ZZZZ refused: ZZZZ: no data in the store for session 2025-07-03" in log
+    dump7 = read_replica_dump(results / "replica_2025-07-07.parquet")
+    assert not any(k.startswith("RIVN/") for k in dump7)
 
 
 def test_ctl_add_errors_and_add_during_operator_pause(tmp_path, sample_store, calendar):
@@ -74,7 +78,8 @@ def test_ctl_add_errors_and_add_during_operator_pause(tmp_path, sample_store, ca
                               (["add-symbol", "ZZZZ"], "no data in the store"),
                               (["add-symbol", "MSFT"], "already in the session"),
                               (["add-symbol", "AAPL", "--at", "09:31"], "is in the past"),
-                              (["remove-symbol", "AAPL"], "is not in the session")):
+                              (["remove-symbol", "AAPL"], "is not in the session"),
+                              (["add-symbol", "AAPL", "--streams", "1m,30m"], "not among the session's streams")):
             res = ctl(config, *args)
             assert res.returncode != 0 and message in res.stderr, (args, res.stderr)
             assert len(res.stderr.strip().splitlines()) == 1
