@@ -16,7 +16,7 @@ import zmq
 from common import protocol as P
 from common.config import DEFAULT_ENDPOINTS, ConfigError, load_config
 from common.stagerun import new_request_id
-from services.ctl_data import calendar_group, data_group
+from services.ctl_data import CONFIG_DATA_ROOT_KEY, calendar_group, data_group
 
 ATTEMPT_TIMEOUT_MS = 900
 ATTEMPTS = 3
@@ -51,7 +51,7 @@ def _endpoint(ctx: click.Context) -> str:
     obj = ctx.find_root().obj or {}
     if obj.get("endpoint"):
         return obj["endpoint"]
-    path = Path(obj.get("config") or "configs/default.json")
+    path = Path("configs/default.json")
     if path.exists():
         try:
             return load_config(path).endpoints["coordinator_router"]
@@ -78,6 +78,13 @@ def _echo_json(value) -> None:
 def cli(ctx: click.Context, config: str | None, endpoint: str | None) -> None:
     """Drive a running session engine and manage its data."""
     ctx.obj = {"config": config, "endpoint": endpoint}
+    if config is not None:  # named explicitly: it must exist and be valid
+        try:
+            loaded = load_config(config)
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+        ctx.obj["endpoint"] = endpoint or loaded.endpoints["coordinator_router"]
+        ctx.meta[CONFIG_DATA_ROOT_KEY] = str(loaded.data_root)
 
 
 cli.add_command(data_group, "data")

@@ -27,6 +27,7 @@ DEFAULT_DATA_ROOT = "data/store"
 MAX_ROWS_LISTED = 50      # bad rows printed per file
 MAX_GAPS_LISTED = 5       # gaps printed per day in text mode
 _ROOT_KEY = "ctl_data.data_root"
+CONFIG_DATA_ROOT_KEY = "ctl.config_data_root"  # set by `ctl --config FILE`
 
 
 # ---- one-line errors ------------------------------------------------------------------------------
@@ -107,13 +108,14 @@ def _calendar() -> TradingCalendar:
 
 # ---- data ---------------------------------------------------------------------------------------------
 @click.group("data", cls=OneLineGroup)
-@click.option("--data-root", type=click.Path(file_okay=False, path_type=Path),
-              default=lambda: os.environ.get(DATA_ROOT_ENV, DEFAULT_DATA_ROOT),
-              show_default=f"${DATA_ROOT_ENV} or {DEFAULT_DATA_ROOT}",
+@click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), default=None,
+              show_default=f"${DATA_ROOT_ENV}, else the data_root of `ctl --config FILE`, else {DEFAULT_DATA_ROOT}",
               help="Root folder of the Parquet bar store.")
 @click.pass_context
-def data_group(ctx: click.Context, data_root: Path) -> None:
+def data_group(ctx: click.Context, data_root: Path | None) -> None:
     """Fill and inspect the 1-minute bar store."""
+    if data_root is None:
+        data_root = Path(os.environ.get(DATA_ROOT_ENV) or ctx.meta.get(CONFIG_DATA_ROOT_KEY) or DEFAULT_DATA_ROOT)
     ctx.meta[_ROOT_KEY] = data_root
 
 
