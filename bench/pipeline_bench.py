@@ -48,7 +48,7 @@ def run(tmp: Path, store: BarStore, symbols: list[str], days: int, window: int, 
              "--hwm", "5", "--strategy", "support.recording:Slow"], cwd=ROOT, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'tests'}"})
     out = {name: p.communicate(timeout=600)[0] for name, p in procs.items()}
-    match = re.search(r"performance: (\{.*\})", out["coordinator"])
+    match = re.search(r"performance json: (\{.*\})", out["coordinator"])
     if not match or any(p.returncode for n, p in procs.items() if n != "observer"):
         raise RuntimeError("run failed:\n" + "\n".join(out.values()))
     report = json.loads(match.group(1))

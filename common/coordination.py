@@ -694,6 +694,18 @@ class SessionEngine:
         bounds = np.searchsorted(slots, np.arange(len(self.session_symbols) + 1))
         return {s: ts[bounds[s]:bounds[s + 1]] for s in range(len(self.session_symbols))}
 
+    def report_lines(self) -> list[str]:
+        """The performance report as a few readable log lines (the JSON stays in `ctl status --json`)."""
+        rep = self.performance_report()
+        lines = [f"performance: {rep['steps']} steps, {rep['bars']} bars in {rep['wall_s']} s"
+                 + (f" = {rep['bars_per_s']:,.0f} bars/s" if rep["bars_per_s"] else "")]
+        for name, st in sorted(rep["stages"].items()):
+            busy = st["busy_us"]
+            spent = (f"busy per step min/mean/max {busy['min']:.0f}/{busy['mean']:.0f}/{busy['max']:.0f} us"
+                     if busy else "no steps")
+            lines.append(f"performance: stage {name} ({st['role']}): {spent}; waited on {st['waited_on']} time(s)")
+        return lines
+
     def performance_report(self) -> dict:
         wall = None
         if self.run_first_step_wall is not None:

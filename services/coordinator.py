@@ -111,8 +111,9 @@ def serve(config_path: str) -> int:
         if router in events:
             _serve_commands(router, engine, log)
     ignore_termination()
-    report = engine.performance_report()
-    log.info("performance: %s", json.dumps(report))
+    for line in engine.report_lines():
+        log.info("%s", line)
+    log.info("performance json: %s", json.dumps(engine.performance_report()))
     pub.close()
     router.close()
     pull.close()
