@@ -1,7 +1,7 @@
 """Analysis logic: a session-data replica plus the user's strategies, and the result files.
 
 Strategy callbacks (all optional): on_start(ctx), on_session_start(ctx, date), on_bar(ctx, symbol, interval,
-bar), on_step(ctx, step), on_symbol_added(ctx, symbol), on_symbol_removed(ctx, symbol),
+bar) (only for the intervals in the strategy's `intervals` attribute, when it has one), on_step(ctx, step), on_symbol_added(ctx, symbol), on_symbol_removed(ctx, symbol),
 on_session_end(ctx, date), on_stop(ctx). Catch-up bars never reach on_bar: a symbol added mid-session
 arrives whole, and the strategy hears once, through on_symbol_added.
 """
@@ -221,11 +221,14 @@ class AnalysisHandler:
         if wants_bar:
             symbols = self.replica.symbols
             for interval, s, b, counts in batches:
+                takers = [(n, st) for n, st in wants_bar if interval in getattr(st, "intervals", (interval,))]
+                if not takers:
+                    continue
                 for i in range(len(s)):
                     bar = Bar(int(b.ts[i]), float(b.open[i]), float(b.high[i]), float(b.low[i]),
                               float(b.close[i]), float(b.volume[i]), int(counts[i]))
                     symbol = symbols[int(s[i])]
-                    for name, strategy in wants_bar:
+                    for name, strategy in takers:
                         if name not in self.disabled:
                             self._call(name, strategy, "on_bar", symbol, interval, bar)
         if wants_step:

@@ -13,6 +13,8 @@ def _quality_ok(ctx, symbol: str, min_quality: float) -> bool:
 class SmaCross:
     """Long when the fast SMA crosses above the slow SMA on 5m bars, flat when it crosses below."""
 
+    intervals = ("5m",)  # on_bar is called for 5m bars only
+
     def __init__(self, fast: int = 20, slow: int = 50, qty: float = 100, min_quality: float = 95.0):
         self.fast_key, self.slow_key = f"sma({fast})", f"sma({slow})"
         self.qty, self.min_quality = qty, min_quality
@@ -38,6 +40,8 @@ class SmaCross:
 
 class RsiReversion:
     """Buy when RSI(14) on 5m bars drops below `low`, sell when it rises above `high`."""
+
+    intervals = ("5m",)
 
     def __init__(self, period: int = 14, low: float = 30.0, high: float = 70.0, qty: float = 100,
                  min_quality: float = 95.0):
