@@ -30,7 +30,7 @@ SIGNAL_SCHEMA = pa.schema([
 ])
 SUMMARY_SCHEMA = pa.schema([
     ("session_date", pa.string()), ("symbols", pa.string()), ("steps", pa.int64()),
-    ("bars_seen", pa.string()), ("signals", pa.string()), ("errors", pa.string()),
+    ("bars_seen", pa.string()), ("signals", pa.string()), ("errors", pa.string()), ("complete", pa.bool_()),
 ])
 
 
@@ -103,6 +103,12 @@ class Context:
         self._handler.record_signal(self.strategy, symbol, side, float(qty), reason, extra)
 
 
+def _wanted_intervals(strategy, default: str) -> tuple[str, ...]:
+    """A strategy's `intervals` attribute as a tuple ('5m' alone is one interval, not characters)."""
+    wanted = getattr(strategy, "intervals", (default,))
+    return (wanted,) if isinstance(wanted, str) else tuple(wanted)
+
+
 def load_strategy(target: str, params: dict):
     """'package.module:Class' -> instance; errors name the target."""
     module_name, _, class_name = target.partition(":")
@@ -133,9 +139,8 @@ class AnalysisHandler:
         self.summary: list[dict] = []
         self.bars_seen: dict[str, int] = {}
         self.started = False
-        self.stop_run = False
+        self.stop_run = False  # a strategy with on_error="stop" raised: the runtime asks the coordinator to stop
         self.session_steps = 0
-        self.paused = False
         self.silent = False  # replaying a snapshot: rebuild state, call no strategy
 
     def replay(self, messages: list) -> None:
@@ -169,8 +174,7 @@ class AnalysisHandler:
                 self._call_all("on_session_start", self.replica.date)
 
     def _session_steps_total(self) -> int:
-        from common.timeconv import NS_PER_MIN as _MIN
-        return (self.replica.close_ns - self.replica.open_ns) // _MIN
+        return (self.replica.close_ns - self.replica.open_ns) // NS_PER_MIN
     # ---- message handling ----------------------------------------------------------------------
     def handle(self, msg: P.Message, answers: dict) -> list:
         apply_coordinator_message(self.replica, msg)
@@ -180,6 +184,8 @@ class AnalysisHandler:
         if answers.get("quality") is not None:
             apply_quality_answer(self.replica, answers["quality"])
         kind = msg.type
+        if self.stop_run:
+            return []  # halted at the failing step: what follows depends on timing, so it is not recorded
         if kind == P.SESSION_START:
             self.session_steps = 0
             self.bars_seen = {}
@@ -190,10 +196,6 @@ class AnalysisHandler:
         elif kind == P.STEP:
             self.session_steps += 1
             self._on_step(msg, derived)
-        elif kind == P.PAUSE:
-            self.paused = True
-        elif kind == P.RESUME:
-            self.paused = False
         elif kind == P.CATCHUP_SNAPSHOT:
             self._call_all("on_symbol_added", msg.body["symbol"])
         elif kind == P.SYMBOL_REMOVED:
@@ -221,7 +223,7 @@ class AnalysisHandler:
         if wants_bar:
             symbols = self.replica.symbols
             for interval, s, b, counts in batches:
-                takers = [(n, st) for n, st in wants_bar if interval in getattr(st, "intervals", (interval,))]
+                takers = [(n, st) for n, st in wants_bar if interval in _wanted_intervals(st, interval)]
                 if not takers:
                     continue
                 for i in range(len(s)):
@@ -267,7 +269,7 @@ class AnalysisHandler:
                              "extra": json.dumps(extra, sort_keys=True, default=str)})
 
     # ---- results -------------------------------------------------------------------------------
-    def _end_of_day(self, date: str) -> None:
+    def _end_of_day(self, date: str, complete: bool = True) -> None:
         per_strategy = {n: 0 for n, _, _ in self.strategies}
         for s in self.signals:
             if s["session_date"] == date:
@@ -276,13 +278,16 @@ class AnalysisHandler:
         self.summary.append({"session_date": date, "symbols": ",".join(active), "steps": self.session_steps,
                              "bars_seen": json.dumps(self.bars_seen, sort_keys=True),
                              "signals": json.dumps(per_strategy, sort_keys=True),
-                             "errors": json.dumps(self.disabled, sort_keys=True)})
-        if self.config.dump_replica:
+                             "errors": json.dumps(self.disabled, sort_keys=True), "complete": complete})
+        if self.config.dump_replica and complete:
             write_replica_dump(self.results_dir / f"replica_{date}.parquet", self.replica.export())
         self.log.info("session %s: %d steps, bars seen %s, signals %s", date, self.session_steps,
                       self.bars_seen, per_strategy)
 
     def flush(self) -> None:
+        """Write the results; a session cut short (stop, strategy error) gets a summary row marked incomplete."""
+        if self.replica.date and not any(r["session_date"] == self.replica.date for r in self.summary):
+            self._end_of_day(self.replica.date, complete=False)
         self.results_dir.mkdir(parents=True, exist_ok=True)
         write_rows(self.results_dir / "signals.parquet", self.signals, SIGNAL_SCHEMA)
         write_rows(self.results_dir / "summary.parquet", self.summary, SUMMARY_SCHEMA)

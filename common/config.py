@@ -53,7 +53,7 @@ class StrategyEntry:
 
 @dataclass(frozen=True)
 class ScheduledCommand:
-    date: dt.date | None  # None = every session (first occurrence of the time)
+    date: dt.date | None  # None = the first session (a dated entry must be a session of the backtest)
     time: dt.time
     command: str
     symbols: tuple[str, ...]

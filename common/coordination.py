@@ -34,7 +34,7 @@ class CommandError(ValueError):
 class StageInfo:
     name: str
     role: str
-    registered_at: float
+    pid: int
     last_step_ack: int = 0
     last_ack_wall: float = 0.0
     stalled: bool = False
@@ -127,16 +127,22 @@ class SessionEngine:
         return self.journal_seq, list(self.journal)
 
     # ---- registration and acks -----------------------------------------------------------------
-    def on_hello(self, stage: str, role: str) -> dict:
+    def on_hello(self, stage: str, role: str, pid: int = 0) -> dict:
+        """Register a stage. A name held by another live process is refused (two processes under one
+        name would merge their acks and overwrite each other's results); the same process may re-register
+        (resync), and a stalled holder may be replaced (a restarted stage)."""
         if role not in P.STAGE_ROLES:
             raise CommandError(f"role {role!r} is not one of {', '.join(P.STAGE_ROLES)}")
         info = self.stages.get(stage)
-        if info is None or info.role != role:
-            info = self.stages[stage] = StageInfo(stage, role, self.clock())
+        if info is not None and info.pid != pid and not info.stalled:
+            raise CommandError(f"stage name {stage!r} is taken by pid {info.pid}; start this one with --name")
+        if info is None or info.role != role or info.pid != pid:
+            info = self.stages[stage] = StageInfo(stage, role, pid)
         info.last_step_ack = self.global_step
+        info.snapshot_ack = self.snapshot_id  # a joiner's snapshot (the journal) includes every catch-up so far
         info.last_ack_wall = self.clock()
-        log.info("stage registered: %s (%s)", stage, role)
-        return {"ok": True, "state": self.state, "step": self.global_step}
+        log.info("stage registered: %s (%s, pid %d)", stage, role, pid)
+        return {"ok": True, "hello": True, "state": self.state, "step": self.global_step}
 
     def participants(self) -> list[StageInfo]:
         return [s for s in self.stages.values() if s.role == "participant"]
@@ -185,13 +191,13 @@ class SessionEngine:
             self.started_wall = now
             self._begin_session(0)
         while self.state in ("running", "paused"):
+            if self.stop_requested:  # first: a stage that never acks a snapshot must not block a stop
+                self._end_backtest("stopped")
+                break
             if self.awaiting_snapshot is not None:
                 if any(s.snapshot_ack < self.awaiting_snapshot for s in self.participants()):
                     return None
                 self._finish_catchup()
-            if self.stop_requested:
-                self._end_backtest("stopped")
-                break
             if self._due_ops():
                 if not self._all_acked():
                     # let the stages finish the steps in flight first: the catch-up then meets idle
@@ -374,29 +380,32 @@ class SessionEngine:
     # ---- commands ------------------------------------------------------------------------------
     def _schedule_config(self) -> None:
         for i, entry in enumerate(self.config.schedule):
+            if entry.date is not None and entry.date not in self.sessions:
+                raise ConfigError(f"schedule[{i}].date: {entry.date} is not a trading session of the backtest "
+                                  f"({self.sessions[0]}..{self.sessions[-1]})")
             self.pending.append(PendingOp(f"schedule-{i}", entry.command, entry.symbols, None, entry.date, entry.time))
 
-    def _op_clock(self, op: PendingOp) -> int | None:
-        """Clock at which `op` is due today; None = due now, -1 = on a later session."""
-        wall = op.wall_time
-        if wall is None:
-            return op.at_clock
-        if op.session_date is not None and op.session_date != self.day:
-            return -1 if op.session_date > self.day else None
-        return exchange_ns(self.day, wall)
+    def _is_later(self, op: PendingOp) -> bool:
+        """Scheduled for a later session."""
+        return op.session_date is not None and op.session_date > self.day
+
+    def _is_due(self, op: PendingOp) -> bool:
+        """Due at the current step boundary. A scheduled op whose day is past (its time was after that
+        day's close) is due at once, i.e. at the next session's open."""
+        if self._is_later(op):
+            return False
+        if op.session_date is not None and op.session_date < self.day:
+            return True
+        at = op.at_clock if op.wall_time is None else exchange_ns(self.day, op.wall_time)
+        return at is None or at <= self.clock_ns
 
     def _due_ops(self) -> bool:
-        for op in self.pending:
-            at = self._op_clock(op)
-            if at is None or (at != -1 and at <= self.clock_ns):
-                return True
-        return False
+        return any(self._is_due(op) for op in self.pending)
 
     def _apply_ops(self, now: float) -> None:
         due, keep = [], []
         for op in self.pending:
-            at = self._op_clock(op)
-            (due if at is None or (at != -1 and at <= self.clock_ns) else keep).append(op)
+            (due if self._is_due(op) else keep).append(op)
         self.pending = keep
         adds = [op for op in due if op.command == "add-symbol"]
         for op in due:
@@ -430,18 +439,29 @@ class SessionEngine:
         log.info("[DYNAMIC] Pausing streaming at %s for %s", fmt_exchange(self.clock_ns), ", ".join(todo))
         self._publish(P.Message(P.PAUSE, {"reason": "add-symbol", "symbols": todo},
                                step=self.global_step, clock=self.clock_ns))
-        self.snapshot_id += 1
         for symbol in todo:
+            self.snapshot_id += 1  # one id per snapshot; acks are cumulative, so the last id covers all
             self._catchup(symbol)
         self.awaiting_snapshot = self.snapshot_id
         self.catchup_started = t0
         self.catchup_published = time.perf_counter()
 
     def _check_addable(self, symbol: str) -> None:
-        if symbol in self.session_symbols and self.active[self.session_symbols.index(symbol)]:
+        if self._is_present(symbol):
             raise CommandError(f"{symbol} is already in the session")
-        if not self.store.has_day(symbol, self.day):
-            raise CommandError(f"{symbol}: no data in the store for session {self.day}")
+        self._require_session_bars(symbol)
+
+    def _is_present(self, symbol: str) -> bool:
+        return symbol in self.session_symbols and bool(self.active[self.session_symbols.index(symbol)])
+
+    def _require_session_bars(self, symbol: str) -> None:
+        """An add needs regular-hours bars of the session date (like a configured symbol); reads ahead."""
+        if self.store.has_day(symbol, self.day):
+            self.prefetch(symbol)
+            day_bars = self.prefetched[(symbol, self.day)][0]
+            if len(day_bars.between(self.open_ns, self.close_ns)):
+                return
+        raise CommandError(f"{symbol}: no data in the store for session {self.day}")
 
     def prefetch(self, symbol: str) -> None:
         """Read a symbol's day and trailing history ahead of its add (when the request is queued or its
@@ -456,10 +476,10 @@ class SessionEngine:
 
     def _prefetch_scheduled(self) -> None:
         for op in self.pending:
-            if op.command == "add-symbol" and self._op_clock(op) != -1:
+            if op.command == "add-symbol" and not self._is_later(op):
                 for symbol in op.symbols:
                     if self.store.has_day(symbol, self.day):
-                        self.prefetch(symbol)
+                        self.prefetch(symbol)  # may be refused later; then the read was only wasted
 
     def _catchup(self, symbol: str) -> None:
         log.info("[DYNAMIC] Processing addition: %s", symbol)
@@ -512,7 +532,8 @@ class SessionEngine:
                                 "load": self.catchup_load_ms, "drain": self.catchup_drain_ms,
                                 "load_publish": (self.catchup_published - self.catchup_started) * 1e3,
                                 "stages": (done - self.catchup_published) * 1e3}
-        self._publish(P.Message(P.RESUME, {"reason": "add-symbol", "catchup_ms": self.last_catchup_ms},
+        self._publish(P.Message(P.RESUME, {"reason": "add-symbol", "catchup_ms": self.last_catchup_ms,
+                                           "operator_paused": self.operator_paused},
                                step=self.global_step, clock=self.clock_ns))
         log.info("[DYNAMIC] Resuming streaming at %s (pause %.2f ms: snapshot %.2f ms, stages %.2f ms; "
                  "before it: in-flight steps drained %.2f ms, store load %.2f ms done when queued)",
@@ -521,7 +542,7 @@ class SessionEngine:
         self._reset_pacing()
 
     def _remove_symbol(self, symbol: str) -> None:
-        if symbol not in self.session_symbols or not self.active[self.session_symbols.index(symbol)]:
+        if not self._is_present(symbol):
             log.error("[DYNAMIC] remove %s refused: not in the session", symbol)
             return
         self.active[self.session_symbols.index(symbol)] = False
@@ -540,6 +561,9 @@ class SessionEngine:
             reply = {"ok": True, **self._command(name, args, request_id)}
         except (CommandError, ValueError) as exc:
             reply = {"ok": False, "error": str(exc)}
+        except Exception as exc:  # a store or programming error must not take the session down
+            log.exception("command %s failed", name)
+            reply = {"ok": False, "error": f"{name} failed: {type(exc).__name__}: {exc}"}
         if name not in ("status", "session", "list-dynamic"):
             self.replies[request_id] = reply
         return reply
@@ -568,6 +592,8 @@ class SessionEngine:
             if value in ("max", None):
                 self.set_speed(None)
             else:
+                if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                    raise CommandError(f"speed must be a number or 'max', got {value!r}")
                 speed = float(value)
                 if not speed > 0:
                     raise CommandError("speed must be > 0 or 'max'")
@@ -602,8 +628,10 @@ class SessionEngine:
             except ConfigError:
                 raise CommandError(f"{value!r} is not a ticker") from None
         streams = args.get("streams") or ["1m"]
+        if not isinstance(streams, list) or not all(isinstance(x, str) for x in streams):
+            raise CommandError("streams must be a list of intervals like ['1m', '5m']")
         unknown = [x for x in streams if x not in self.config.streams]
-        if not isinstance(streams, list) or unknown:
+        if unknown:
             raise CommandError(f"streams {unknown or streams} are not among the session's streams "
                                f"({', '.join(self.config.streams)}); an added symbol gets the session's streams")
         at_clock = None
@@ -613,23 +641,18 @@ class SessionEngine:
                 raise CommandError(f"--at {args['at']} is in the past (clock {fmt_exchange(self.clock_ns)})")
             if at_clock > self.close_ns:
                 raise CommandError(f"--at {args['at']} is after today's close {fmt_exchange(self.close_ns)}")
-        queued_adds = {s for op in self.pending if op.command == "add-symbol" and self._op_clock(op) != -1
+        queued_adds = {s for op in self.pending if op.command == "add-symbol" and not self._is_later(op)
                        for s in op.symbols}
         for symbol in symbols:
-            present = symbol in self.session_symbols and self.active[self.session_symbols.index(symbol)]
             if name == "add-symbol":
-                if present:
+                if self._is_present(symbol):
                     raise CommandError(f"{symbol} is already in the session")
                 if symbol in queued_adds:
                     raise CommandError(f"{symbol} is already queued to be added today")
-                if not self.store.has_day(symbol, self.day):
-                    raise CommandError(f"{symbol}: no data in the store for session {self.day}")
-            elif not present:
+                self._require_session_bars(symbol)
+            elif not self._is_present(symbol):
                 raise CommandError(f"{symbol} is not in the session")
         self.pending.append(PendingOp(request_id, name, tuple(symbols), at_clock, None))
-        if name == "add-symbol":
-            for symbol in symbols:
-                self.prefetch(symbol)
         when = fmt_exchange(at_clock) if at_clock is not None else "next step"
         log.info("[DYNAMIC] queued %s %s at %s (request %s)", name, " ".join(symbols), when, request_id)
         return {"queued": True, "request_id": request_id, "symbols": symbols, "at": when}
@@ -640,12 +663,13 @@ class SessionEngine:
         return {
             "state": self.state, "mode": self.config.mode,
             "clock": fmt_exchange(self.clock_ns, with_date=True) if self.day_index >= 0 else None,
-            "clock_ns": getattr(self, "clock_ns", 0),
+            "clock_ns": self.clock_ns,
             "session_date": self.day.isoformat() if self.day_index >= 0 else None,
             "day": self.day_index + 1, "n_days": len(self.sessions),
             "speed": self.speed or "max", "operator_paused": self.operator_paused,
+            "catchup": self.awaiting_snapshot is not None,
             "symbols": [s for i, s in enumerate(self.session_symbols) if self.active[i]],
-            "steps_done": self.global_step, "session_step": getattr(self, "step_row", 0),
+            "steps_done": self.global_step, "session_step": self.step_row,
             "window": self.config.flow_window,
             "stages": {s.name: {"role": s.role, "last_ack_step": s.last_step_ack,
                                 "last_ack_age_s": round(now - s.last_ack_wall, 3), "stalled": s.stalled}

@@ -89,6 +89,10 @@ class ProtocolError(ValueError):
     """A message that does not follow the spec; the text says what is wrong."""
 
 
+class SequenceRestart(ProtocolError):
+    """A publisher's seq went backwards: it restarted, and everything after is a new stream."""
+
+
 @dataclass
 class Message:
     type: str
@@ -198,7 +202,7 @@ def batch_from_arrays(arrays: dict[str, np.ndarray], prefix: str = ""):
 
 
 # --- acknowledgements and registrations --------------------------------------------------------
-ACK_KINDS = ("subscribed", "step", "snapshot", "session_end", "flushed")
+ACK_KINDS = ("step", "snapshot", "flushed")
 STAGE_ROLES = ("participant", "observer")
 
 
@@ -216,7 +220,6 @@ class SequenceChecker:
         """`join_anywhere`: the first message of a publisher sets the baseline (a late joiner, whose
         snapshot covers what came before); otherwise sequenced messages must start at 1."""
         self.last: dict[str, int] = {}
-        self.lost: dict[str, int] = {}
         self.join_anywhere = join_anywhere
 
     def check(self, msg: Message) -> int:
@@ -236,17 +239,10 @@ class SequenceChecker:
         else:
             expected = 1 if last is None else last + 1
             gap = msg.seq - expected
-            if gap < 0:
-                raise ProtocolError(f"{msg.pub}: seq {msg.seq} after {last} went backwards")
             self.last[msg.pub] = msg.seq
-        if gap:
-            self.lost[msg.pub] = self.lost.get(msg.pub, 0) + gap
+            if gap < 0:  # the publisher restarted: what we had from it is no longer continued
+                raise SequenceRestart(f"{msg.pub}: seq {msg.seq} after {last}: the publisher restarted")
         return gap
-
-
-    def reset(self, pub: str, seq: int) -> None:
-        """After a snapshot: continue checking from `seq` (the snapshot's last seq)."""
-        self.last[pub] = seq
 
 
 class Publisher:

@@ -161,6 +161,10 @@ class StageRuntime:
                 self.log.error("bad reply from coordinator: %s", exc)
                 continue
             if msg.type == P.REPLY:
+                if not msg.body.get("hello"):  # e.g. the answer to a stop this stage asked for
+                    if not msg.body.get("ok"):
+                        self.log.error("coordinator refused a request: %s", msg.body.get("error"))
+                    continue
                 if not msg.body.get("ok"):
                     self.log.error("registration refused: %s", msg.body.get("error"))
                     return False
@@ -185,6 +189,8 @@ class StageRuntime:
                 del answers[ref]
         self.synced = True
         self.log.info("snapshot applied: %d message(s) up to seq %d; live from seq %d", len(parts), seq, seq + 1)
+        if any(m.type == P.BACKTEST_END for m in parts):  # joined after the end: flush what it has
+            self._flush()
 
     def _resync(self, reason: str) -> None:
         """Drop what is queued and ask for a fresh snapshot; repeated resyncs back off (each replays the
@@ -226,7 +232,13 @@ class StageRuntime:
             self.heard.add(source)
             if source == "coordinator":
                 self.last_heard = time.monotonic()
-            lost = self.seq.check(msg)
+            try:
+                lost = self.seq.check(msg)
+            except P.SequenceRestart as exc:
+                self.log.error("%s", exc)
+                if self.snapshot_join:
+                    self._resync(str(exc))
+                lost = 0
             if lost:
                 self.lost += lost
                 self.log.error("LOSS: %d message(s) from %s missing before seq %d", lost, msg.pub, msg.seq)

@@ -26,7 +26,9 @@ def _param(text: str) -> tuple[str, object]:
 
 @click.command()
 @click.option("--config", "config_path", default="configs/default.json", show_default=True)
-@click.option("--name", default="analysis", show_default=True, help="Stage name (results go to results/<name>).")
+@click.option("--name", default=None,
+              help="Stage name, unique per session (results go to results/<name>); default: 'analysis', "
+                   "'analysis-<strategy classes>' with --strategy, 'observer' with --observer.")
 @click.option("--strategy", "targets", multiple=True, help="module:Class to run instead of the config's strategies.")
 @click.option("--param", "params", multiple=True, help="key=value parameter for --strategy (JSON values).")
 @click.option("--observer", "role", flag_value="observer", help="Attach without joining the credit window.")
@@ -36,6 +38,11 @@ def _param(text: str) -> tuple[str, object]:
 def main(config_path, name, targets, params, role, connect, hwm) -> None:
     """Run an analysis process."""
     parsed = dict(_param(p) for p in params)
+    if name is None:
+        if targets:
+            name = "analysis-" + "-".join(t.split(":")[-1].lower() for t in targets)
+        else:
+            name = "observer" if role == "observer" else "analysis"
     strategies = [StrategyEntry(t, parsed, t.split(":")[-1], "disable") for t in targets] or None
 
     def make_handler(config, log):

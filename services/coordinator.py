@@ -91,18 +91,18 @@ def serve(config_path: str) -> int:
         if engine.state == "ending":
             if end_deadline is None:
                 end_deadline = now + (STOP_GRACE_S if engine.stop_requested else max(30.0, config.ack_timeout_s))
-            if engine.all_flushed():
+            if engine.all_flushed() or now > end_deadline:
+                if not engine.all_flushed():
+                    log.error("stages did not confirm flush in time: %s",
+                              [s.name for s in engine.participants() if not s.flushed])
+                # SHUTDOWN either way: a stage that was only slow flushes on BACKTEST_END and then exits
                 publisher.send(P.Message(P.SHUTDOWN, step=engine.global_step, clock=engine.clock_ns))
-                break
-            if now > end_deadline:
-                log.error("stages did not confirm flush in time: %s",
-                          [s.name for s in engine.participants() if not s.flushed])
                 break
         if engine.state == "done":
             break
         beat_every = config.heartbeat_s if engine.state != "waiting" else 0.05
         if now - last_beat >= beat_every:
-            publisher.heartbeat(clock=getattr(engine, "clock_ns", 0), step=engine.global_step)
+            publisher.heartbeat(clock=engine.clock_ns, step=engine.global_step)
             last_beat = now
         timeout = beat_every if wait is None else min(wait, beat_every)
         events = dict(poller.poll(timeout=max(0, int(timeout * 1000))))
@@ -134,7 +134,10 @@ def _drain_acks(pull, engine: SessionEngine, log) -> None:
         except P.ProtocolError as exc:
             log.error("malformed ack dropped: %s", exc)
             continue
-        engine.on_ack(msg.body)
+        try:
+            engine.on_ack(msg.body)
+        except (TypeError, ValueError) as exc:
+            log.error("bad ack from %s dropped: %s", msg.body.get("stage"), exc)
 
 
 def _serve_commands(router, engine: SessionEngine, log) -> None:
@@ -144,10 +147,13 @@ def _serve_commands(router, engine: SessionEngine, log) -> None:
         except zmq.Again:
             return
         envelope, payload = _split_envelope(frames)
+        is_hello = False
         try:
             msg = P.decode(payload)
-            if msg.type == P.HELLO:
-                body = engine.on_hello(msg.body["stage"], msg.body["role"])
+            is_hello = msg.type == P.HELLO
+            if is_hello:
+                pid = msg.body.get("pid")
+                body = engine.on_hello(msg.body["stage"], msg.body["role"], pid if isinstance(pid, int) else 0)
                 if msg.body.get("snapshot"):
                     _send_snapshot(router, envelope, engine, body, log, msg.body["stage"])
                     continue
@@ -157,9 +163,9 @@ def _serve_commands(router, engine: SessionEngine, log) -> None:
                     log.warning("command %s refused: %s", msg.body["name"], body.get("error"))
             else:
                 raise P.ProtocolError(f"expected HELLO or COMMAND, got {msg.type}")
-        except (P.ProtocolError, CommandError) as exc:
+        except (P.ProtocolError, CommandError, KeyError, TypeError, ValueError) as exc:
             log.error("bad request: %s", exc)
-            body = {"ok": False, "error": str(exc)}
+            body = {"ok": False, "error": str(exc), "hello": is_hello}
         router.send_multipart(_reply_frames(envelope, body))
 
 
