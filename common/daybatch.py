@@ -22,27 +22,17 @@ class DayBatch:
 
     @classmethod
     def build(cls, per_slot: list[tuple[int, Bars]], open_ns: int, n_minutes: int) -> "DayBatch":
-        if per_slot:
-            slots = np.concatenate([np.full(len(b), s, np.int32) for s, b in per_slot])
-            bars = Bars.concat([b for _, b in per_slot]) if per_slot else Bars.empty()
-        else:
-            slots, bars = np.empty(0, np.int32), Bars.empty()
-        if len(slots) != len(bars):  # Bars.concat drops empty parts; keep slots aligned
-            slots = np.concatenate([np.full(len(b), s, np.int32) for s, b in per_slot if len(b)])
+        parts = [(slot, bars) for slot, bars in per_slot if len(bars)]
+        slots = np.concatenate([np.full(len(b), s, np.int32) for s, b in parts]) if parts else np.empty(0, np.int32)
+        bars = Bars.concat([b for _, b in parts])
         rows = (bars.ts - open_ns) // NS_PER_MIN
         order = np.lexsort((slots, rows))
-        rows = rows[order]
-        bounds = np.searchsorted(rows, np.arange(n_minutes + 1), side="left")
+        bounds = np.searchsorted(rows[order], np.arange(n_minutes + 1), side="left")
         return cls(slots[order], bars.take(order), bounds)
 
     def minute(self, row: int) -> tuple[np.ndarray, Bars]:
         lo, hi = int(self.bounds[row]), int(self.bounds[row + 1])
         return self.slots[lo:hi], self.bars.take(slice(lo, hi))
-
-    def count_until(self, row: int) -> np.ndarray:
-        """Per-slot count of bars in rows [0, row)."""
-        hi = int(self.bounds[row])
-        return np.bincount(self.slots[:hi], minlength=int(self.slots.max(initial=-1)) + 1)
 
 
 def merge_step(parts: list[tuple[np.ndarray, Bars]]) -> tuple[np.ndarray, Bars]:
