@@ -20,6 +20,7 @@ from common import protocol as P
 from common.bars import FIELDS
 from common.replica import (SessionReplica, apply_coordinator_message, apply_processor_answer,
                             apply_quality_answer)
+from common.quality import missing_runs
 from common.results import write_replica_dump, write_rows
 from common.timeconv import NS_PER_MIN, datetime_from_ns, fmt_exchange
 
@@ -93,6 +94,16 @@ class Context:
 
     def indicator(self, symbol: str, interval: str, key: str, output: str = "value") -> np.ndarray:
         return self._handler.replica.indicator(symbol, interval, key, output)
+
+    def gaps(self, symbol: str, interval: str = "1m") -> list[tuple[str, str, int]]:
+        """Runs of missing bars so far this session: (first missing, last missing, count), exchange time."""
+        r = self._handler.replica
+        grid = r.grids[interval]
+        ends = np.minimum(r.open_ns + (np.arange(grid.n_rows) + 1) * grid.step_ns, r.close_ns)
+        done = int(np.searchsorted(ends, r.clock_ns, side="right"))  # windows closed by the clock
+        present = np.flatnonzero(grid.present[:done, r.slot_of[symbol]])
+        return [(fmt_exchange(r.open_ns + a * grid.step_ns), fmt_exchange(r.open_ns + b * grid.step_ns), n)
+                for a, b, n in missing_runs(present, done)]
 
     def quality(self, symbol: str) -> dict:
         return self._handler.replica.quality_of(symbol)

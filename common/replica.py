@@ -224,6 +224,10 @@ class SessionReplica:
                     value = float(arr[slot])
                     entry[name] = value if name in ("pct", "completeness") else int(value)
                 entry["expected"] = self.quality_expected[interval]
+                # QUALITY carries a slot only when its pct, completeness or gaps change; the count of
+                # bars present moves every step, so it is read off the replica's own grid
+                if interval in self.grids:
+                    entry["present"] = int(self.grids[interval].present[:, slot].sum())
         return out
 
     def export(self) -> dict[str, np.ndarray]:

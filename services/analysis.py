@@ -5,6 +5,7 @@ Run: python -m services.analysis --config configs/default.json [--strategy mypkg
 """
 import dataclasses
 import json
+import re
 import sys
 
 import click
@@ -12,6 +13,19 @@ import click
 from common.analysis import AnalysisHandler
 from common.config import StrategyEntry
 from common.stagerun import stage_main
+
+
+def remote_endpoints(endpoints: dict, connect: str) -> dict:
+    """`--connect tcp://HOST[:PORT]`: every tcp endpoint moves to HOST (ports from the config); a PORT
+    names the coordinator's command port."""
+    match = re.match(r"^tcp://([^:/]+)(?::(\d+))?/?$", connect)
+    if not match:
+        raise click.BadParameter(f"{connect!r} is not tcp://host or tcp://host:port", param_hint="--connect")
+    host, port = match.groups()
+    out = {k: f"tcp://{host}:{v.rsplit(':', 1)[1]}" for k, v in endpoints.items() if v.startswith("tcp://")}
+    if port:
+        out["coordinator_router"] = f"tcp://{host}:{port}"
+    return {**endpoints, **out}
 
 
 def _param(text: str) -> tuple[str, object]:
@@ -33,11 +47,14 @@ def _param(text: str) -> tuple[str, object]:
 @click.option("--param", "params", multiple=True, help="key=value parameter for --strategy (JSON values).")
 @click.option("--observer", "role", flag_value="observer", help="Attach without joining the credit window.")
 @click.option("--participant", "role", flag_value="participant", default=True, help="Join the credit window (default).")
-@click.option("--connect", default=None, help="Coordinator host, e.g. tcp://10.0.0.5 (ports from the config).")
+@click.option("--connect", default=None,
+              help="Attach to a session on another host: tcp://HOST[:PORT] (ports from the config; PORT = commands).")
 @click.option("--hwm", default=0, show_default=True, help="Receive high-water mark per SUB socket (0 = none).")
 def main(config_path, name, targets, params, role, connect, hwm) -> None:
     """Run an analysis process."""
     parsed = dict(_param(p) for p in params)
+    if connect:
+        remote_endpoints({}, connect)  # a bad --connect is a usage error before anything starts
     if name is None:
         if targets:
             name = "analysis-" + "-".join(t.split(":")[-1].lower() for t in targets)
@@ -51,9 +68,7 @@ def main(config_path, name, targets, params, role, connect, hwm) -> None:
     def overrides(config):
         if not connect:
             return config
-        host = connect.rstrip("/")
-        endpoints = {k: f"{host}:{v.rsplit(':', 1)[1]}" for k, v in config.endpoints.items() if v.startswith("tcp://")}
-        return dataclasses.replace(config, endpoints={**config.endpoints, **endpoints})
+        return dataclasses.replace(config, endpoints=remote_endpoints(config.endpoints, connect))
 
     sys.exit(stage_main(name, make_handler, config_path, role=role, listen_to=("processor", "quality"),
                         overrides=overrides, snapshot_join=True, rcvhwm=hwm))
