@@ -217,6 +217,10 @@ class SessionEngine:
             if not self._has_credit():
                 self._count_waited_on()
                 return None
+            if self._op_due_after_next_step() and not self._all_acked():
+                # lookahead: an add/remove is scheduled right after the step about to go out; let the
+                # stages catch up first, so the pause at that boundary does not wait for a backlog
+                return None
             wait = self._pace_wait(now)
             if wait > 0:
                 return wait
@@ -399,6 +403,17 @@ class SessionEngine:
         at = op.at_clock if op.wall_time is None else exchange_ns(self.day, op.wall_time)
         return at is None or at <= self.clock_ns
 
+    def _op_due_after_next_step(self) -> bool:
+        """Some timed op (--at or schedule) becomes due at the clock of the next step."""
+        next_clock = self.clock_ns + NS_PER_MIN
+        for op in self.pending:
+            if self._is_later(op) or (op.session_date is not None and op.session_date < self.day):
+                continue
+            at = op.at_clock if op.wall_time is None else exchange_ns(self.day, op.wall_time)
+            if at is not None and self.clock_ns < at <= next_clock:
+                return True
+        return False
+
     def _due_ops(self) -> bool:
         return any(self._is_due(op) for op in self.pending)
 
@@ -449,23 +464,24 @@ class SessionEngine:
     def _check_addable(self, symbol: str) -> None:
         if self._is_present(symbol):
             raise CommandError(f"{symbol} is already in the session")
-        self._require_session_bars(symbol)
+        self._require_session_bars(symbol, announce=False)
 
     def _is_present(self, symbol: str) -> bool:
         return symbol in self.session_symbols and bool(self.active[self.session_symbols.index(symbol)])
 
-    def _require_session_bars(self, symbol: str) -> None:
+    def _require_session_bars(self, symbol: str, announce: bool = True) -> None:
         """An add needs regular-hours bars of the session date (like a configured symbol); reads ahead."""
         if self.store.has_day(symbol, self.day):
-            self.prefetch(symbol)
+            self.prefetch(symbol, announce)
             day_bars = self.prefetched[(symbol, self.day)][0]
             if len(day_bars.between(self.open_ns, self.close_ns)):
                 return
         raise CommandError(f"{symbol}: no data in the store for session {self.day}")
 
-    def prefetch(self, symbol: str) -> None:
+    def prefetch(self, symbol: str, announce: bool = True) -> None:
         """Read a symbol's day and trailing history ahead of its add (when the request is queued or its
-        session starts), so the pause itself only splits bars at the frozen clock."""
+        session starts), so the pause itself only splits bars at the frozen clock; with `announce`, also
+        publish PREPARE so the processor warms the symbol's indicators up on its history ahead too."""
         key = (symbol, self.day)
         if key in self.prefetched:
             return
@@ -473,6 +489,12 @@ class SessionEngine:
         day_bars = self.store.read_day(symbol, self.day)
         history = self._history_for(symbol)
         self.prefetched[key] = (day_bars, history, (time.perf_counter() - t0) * 1e3)
+        bars, days, _ = history
+        if announce and len(day_bars.between(self.open_ns, self.close_ns)):
+            self._publish(P.Message(P.PREPARE, {"symbol": symbol, "days": days,
+                                                "sessions": self._sessions_table(days)},
+                                    P.batch_arrays(np.zeros(len(bars), np.int32), bars, "h_"),
+                                    step=self.global_step, clock=self.clock_ns))
 
     def _prefetch_scheduled(self) -> None:
         for op in self.pending:
@@ -483,7 +505,7 @@ class SessionEngine:
 
     def _catchup(self, symbol: str) -> None:
         log.info("[DYNAMIC] Processing addition: %s", symbol)
-        self.prefetch(symbol)
+        self.prefetch(symbol, announce=False)
         all_bars, (history, days, wanted), load_ms = self.prefetched.pop((symbol, self.day))
         self.catchup_load_ms += load_ms
         regular = all_bars.between(self.open_ns, self.close_ns)

@@ -87,6 +87,11 @@ class IndicatorSet:
         for ind in self.all():
             ind.new_session(slots)
 
+    def copy_slot(self, source: "IndicatorSet", source_slot: int, slot: int) -> None:
+        """Take one slot's state from another set built from the same config (a prepared warm-up)."""
+        for mine, theirs in zip(self.all(), source.all()):
+            mine.load_state(theirs.state([source_slot]), slots=[slot])
+
     def resize(self, n_slots: int) -> None:
         for ind in self.all():
             ind.resize(n_slots)
@@ -106,6 +111,7 @@ class ProcessorHandler:
         self.history_intervals = [f"{m}m" for m in self.derived] + (["1d"] if wants_daily else [])
         self.aggs: dict[int, WindowAggregator] = {}
         self.indicators: IndicatorSet | None = None
+        self.prepared: dict[str, tuple] = {}  # symbol -> (history days, history intervals, warmed IndicatorSet)
         if config.indicators:
             IndicatorSet(config.indicators, 1)  # fail at start-up, not mid-run, on a bad entry
 
@@ -118,6 +124,9 @@ class ProcessorHandler:
             return [self._on_step(msg)]
         elif msg.type == P.HISTORY:
             return [self._on_history(msg)]
+        elif msg.type == P.PREPARE:
+            _, bars = P.batch_from_arrays(msg.arrays, "h_")
+            self.prepared[msg.body["symbol"]] = (msg.body["days"], *self._warm_up(bars, msg.body["sessions"]))
         elif msg.type == P.CATCHUP_SNAPSHOT:
             return [self._on_catchup(msg)]
         elif msg.type == P.SYMBOL_REMOVED:
@@ -137,6 +146,7 @@ class ProcessorHandler:
             agg.start_session(msg.body["open_ns"], msg.body["close_ns"])
             self.aggs[minutes] = agg
         self.indicators = IndicatorSet(self.config.indicators, n)
+        self.prepared = {}
 
     # ---- streaming -----------------------------------------------------------------------------
     def _on_step(self, msg: P.Message) -> P.Message:
@@ -209,6 +219,22 @@ class ProcessorHandler:
         return P.Message(P.DERIVED_SNAPSHOT, {"intervals": intervals, "history_intervals": history_intervals,
                                               "indicators": used, "scope": scope}, arrays)
 
+    def _warm_up(self, h_bars: Bars, sessions: list) -> tuple[dict, IndicatorSet]:
+        """A symbol's history through the indicator kernels in a one-slot scratch set: (history per
+        interval, warmed set). Same bars, same kernels: the state equals warming the symbol's own slot."""
+        history = self._history_intervals(np.zeros(len(h_bars), np.int64), h_bars, sessions)
+        opens = np.array([s[1] for s in sessions], dtype=np.int64)
+        scratch = IndicatorSet(self.config.indicators, 1)
+        for interval, (_, bars, _) in history.items():
+            starts = np.zeros(len(bars), bool)
+            if len(bars):
+                session_of = np.searchsorted(opens, bars.ts, side="right")
+                starts[0] = True
+                starts[1:] = np.diff(session_of) != 0
+            scratch.run_series(interval, 0, bars, starts)
+        scratch.new_session([0])
+        return history, scratch
+
     def _on_catchup(self, msg: P.Message) -> P.Message:
         slot = msg.body["slot"]
         n = slot + 1
@@ -218,20 +244,14 @@ class ProcessorHandler:
             else:
                 agg.clear_slot(slot)
         self.indicators.resize(max(n, len(self.replica.symbols)))
-        self.indicators.reset_slot(slot)
-        _, h_bars = P.batch_from_arrays(msg.arrays, "h_")
+        prepared = self.prepared.pop(msg.body["symbol"], None)
+        if prepared is None or prepared[0] != msg.body["days"]:
+            _, h_bars = P.batch_from_arrays(msg.arrays, "h_")
+            prepared = (msg.body["days"], *self._warm_up(h_bars, msg.body.get("sessions", [])))
+        _, history, scratch = prepared
+        history = {k: (np.full(len(b), slot, np.int64), b, c) for k, (_, b, c) in history.items()}
+        self.indicators.copy_slot(scratch, 0, slot)
         _, s_bars = P.batch_from_arrays(msg.arrays, "s_")
-        sessions = msg.body.get("sessions", [])
-        history = self._history_intervals(np.full(len(h_bars), slot, np.int64), h_bars, sessions)
-        opens = np.array([s[1] for s in sessions], dtype=np.int64)
-        for interval, (_, bars, _) in history.items():
-            starts = np.zeros(len(bars), bool)
-            if len(bars):
-                session_of = np.searchsorted(opens, bars.ts, side="right")
-                starts[0] = True
-                starts[1:] = np.diff(session_of) != 0
-            self.indicators.run_series(interval, slot, bars, starts)
-        self.indicators.new_session([slot])
         session = {}
         indicator_rows = []
         s_series = {"1m": (s_bars, np.ones(len(s_bars), np.int64))}

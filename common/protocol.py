@@ -28,6 +28,7 @@ SESSION_START = "SESSION_START"      # date, open_ns, close_ns, symbols, streame
 HISTORY = "HISTORY"                  # trailing 1m bars of the session's symbols (bar batch)
 STEP = "STEP"                        # clock + every 1m bar that closed at it, all symbols (bar batch)
 PAUSE = "PAUSE"                      # streaming paused at clock; reason
+PREPARE = "PREPARE"                  # a symbol's add is coming: its trailing history, to warm up ahead
 CATCHUP_SNAPSHOT = "CATCHUP_SNAPSHOT"  # one added symbol: its history + its session bars [open, T)
 RESUME = "RESUME"                    # streaming resumes at clock
 SYMBOL_REMOVED = "SYMBOL_REMOVED"    # a symbol left the session
@@ -48,7 +49,7 @@ REPLY = "REPLY"                      # coordinator's answer to HELLO/COMMAND
 ACK = "ACK"                          # stage finished step/snapshot/end `ref`
 
 SEQUENCED = frozenset({
-    SESSION_START, HISTORY, STEP, PAUSE, CATCHUP_SNAPSHOT, RESUME, SYMBOL_REMOVED, SESSION_END,
+    SESSION_START, HISTORY, STEP, PAUSE, PREPARE, CATCHUP_SNAPSHOT, RESUME, SYMBOL_REMOVED, SESSION_END,
     BACKTEST_END, SHUTDOWN, DERIVED, DERIVED_SNAPSHOT, QUALITY, QUALITY_SNAPSHOT,
 })
 ALL_TYPES = SEQUENCED | {HEARTBEAT, HELLO, COMMAND, REPLY, ACK}
@@ -65,6 +66,7 @@ BODY_FIELDS: dict[str, dict[str, tuple]] = {
     HISTORY: {"symbols": _LIST, "interval": _STR, "days": _LIST},
     STEP: {"symbols": _LIST},
     PAUSE: {"reason": _STR},
+    PREPARE: {"symbol": _STR, "days": _LIST, "sessions": _LIST},
     CATCHUP_SNAPSHOT: {"symbol": _STR, "slot": _INT, "days": _LIST, "caught_up": _INT,
                        "dropped": _INT, "snapshot_id": _INT},
     RESUME: {"reason": _STR},
