@@ -141,3 +141,29 @@ def test_analysis_context_gaps_equal_the_store(sample_store, calendar):
 def _minute(hhmm: str) -> int:
     h, m = map(int, hhmm.split(":"))
     return (h * 60 + m) - (9 * 60 + 30)
+
+
+def test_prepare_gives_the_same_catchup_as_without(sample_store, calendar):
+    """PREPARE only moves work out of the pause: the processor's catch-up answer is identical without it."""
+    indicators = [{"name": "ema", "interval": "1m", "params": {"period": 9}},
+                  {"name": "rsi", "interval": "5m", "params": {}}, {"name": "vwap", "interval": "1m"}]
+    engine, wire = engine_for(sample_store, calendar, indicators=indicators)
+    run_until_quiet(engine)
+    assert engine.command("add-symbol", {"symbols": ["AAPL"]}, "r")["ok"]
+    engine.advance(0.0)
+    assert P.PREPARE in wire.types() and P.CATCHUP_SNAPSHOT in wire.types()
+    log = logging.getLogger("test")
+    answers = []
+    for skip_prepare in (False, True):
+        processor = ProcessorHandler(engine.config, log)
+        for msg in wire.messages:
+            if msg.type == P.PREPARE and skip_prepare:
+                continue
+            out = processor.handle(msg, {})
+            if msg.type == P.CATCHUP_SNAPSHOT:
+                answers.append(out[0])
+    with_prepare, without = answers
+    assert with_prepare.body == without.body
+    assert with_prepare.arrays.keys() == without.arrays.keys() and len(with_prepare.arrays) > 10
+    for key in with_prepare.arrays:
+        assert np.array_equal(with_prepare.arrays[key], without.arrays[key], equal_nan=True), key
