@@ -1,5 +1,8 @@
 """Processor logic: derived N-minute bars and incremental indicators, answered once per step.
 
+Its replica holds the 1m session (the symbol table and what it received); the derived bars it computes
+live in the aggregators and go out in its answers, so it does not store them twice.
+
 Per session the processor keeps one WindowAggregator per derived interval and one Indicator object per
 config entry, all vectorised over slots. Indicators run over the trailing history first (history and
 session form one input series, as TA-Lib would see it); VWAP restarts at each session open.
@@ -164,7 +167,6 @@ class ProcessorHandler:
             arrays.update(P.batch_arrays(emitted.slots, derived, f"{interval}_"))
             arrays[f"{interval}_count"] = np.asarray(emitted.count, np.int64)
             intervals.append(interval)
-            self.replica.append_bars(interval, emitted.slots, derived, emitted.count)
             self.indicators.update(interval, np.asarray(emitted.slots, np.int64), derived, arrays, used)
         return P.Message(P.DERIVED, {"intervals": intervals, "indicators": used}, arrays)
 
@@ -260,7 +262,6 @@ class ProcessorHandler:
             interval = f"{minutes}m"
             s_series[interval] = (done, np.asarray(counts, np.int64))
             session[interval] = (np.full(len(done), slot, np.int64), done, np.asarray(counts, np.int64))
-            self.replica.append_bars(interval, np.full(len(done), slot, np.int64), done, counts)
         for interval, (bars, _) in s_series.items():
             values = self.indicators.run_series(interval, slot, bars, np.zeros(len(bars), bool))
             if values:

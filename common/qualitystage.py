@@ -34,10 +34,8 @@ class QualityHandler:
                 self.trackers[minutes] = tracker
         elif msg.type == P.STEP:
             slots = msg.arrays["slot"].astype(np.int64)
-            changed = set()
-            for tracker in self.trackers.values():
-                changed.update(tracker.on_step(msg.clock, slots).tolist())
-            return [self._changes(sorted(changed))]
+            changed = [tracker.on_step(msg.clock, slots) for tracker in self.trackers.values()]
+            return [self._changes(np.unique(np.concatenate(changed)) if changed else np.empty(0, np.int64))]
         elif msg.type == P.HISTORY:
             return [P.Message(P.QUALITY_SNAPSHOT, {"scope": "history", "table": self._history_table(msg)})]
         elif msg.type == P.CATCHUP_SNAPSHOT:
@@ -64,7 +62,7 @@ class QualityHandler:
             return [P.Message(P.QUALITY_SNAPSHOT, {"scope": "session_end", "table": table})]
         return []
 
-    def _changes(self, slots: list[int]) -> P.Message:
+    def _changes(self, slots: np.ndarray) -> P.Message:
         """QUALITY: per interval, arrays of the figures of the slots that changed at this step."""
         index = self.replica.active_slots(np.asarray(slots, np.int64))
         arrays, expected = {}, {}
