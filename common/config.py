@@ -186,13 +186,20 @@ def _parse_session(obj, where: str = "session") -> dict:
             "calendar": _expect(obj.get("calendar", "XNYS"), str, f"{where}.calendar", "a calendar name")}
 
 
-def _parse_historical(value, where: str = "historical") -> tuple[HistoricalEntry, ...]:
+def _objects(value, where: str, keys: set | None = None):
+    """(json path, entry) for each object of a list, checked to be an object with only `keys`."""
     _expect(value, list, where, "a list")
-    out = []
     for i, entry in enumerate(value):
         w = f"{where}[{i}]"
         _expect(entry, dict, w, "an object")
-        _only_keys(entry, {"trailing_days", "intervals", "apply_to"}, w)
+        if keys is not None:
+            _only_keys(entry, keys, w)
+        yield w, entry
+
+
+def _parse_historical(value, where: str = "historical") -> tuple[HistoricalEntry, ...]:
+    out = []
+    for w, entry in _objects(value, where, {"trailing_days", "intervals", "apply_to"}):
         days = _positive_int(entry.get("trailing_days"), f"{w}.trailing_days", 260)
         intervals = entry.get("intervals", ["1m"])
         _expect(intervals, list, f"{w}.intervals", "a list of intervals")
@@ -210,9 +217,7 @@ def _parse_indicators(value, where: str = "indicators") -> tuple[dict, ...]:
     from common.indicators import validate_indicator
 
     out = []
-    for i, entry in enumerate(value):
-        w = f"{where}[{i}]"
-        _expect(entry, dict, w, "an object")
+    for w, entry in _objects(value, where):
         if "interval" in entry:
             _interval(entry["interval"], f"{w}.interval")
         try:
@@ -223,12 +228,8 @@ def _parse_indicators(value, where: str = "indicators") -> tuple[dict, ...]:
 
 
 def _parse_strategies(value, where: str = "strategies") -> tuple[StrategyEntry, ...]:
-    _expect(value, list, where, "a list")
     out = []
-    for i, entry in enumerate(value):
-        w = f"{where}[{i}]"
-        _expect(entry, dict, w, "an object")
-        _only_keys(entry, {"class", "params", "name", "on_error"}, w)
+    for w, entry in _objects(value, where, {"class", "params", "name", "on_error"}):
         target = _expect(entry.get("class"), str, f"{w}.class", "'module:Class'")
         if not re.match(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$", target):
             raise ConfigError(f"{w}.class: {target!r} is not 'module:Class'")
@@ -240,18 +241,14 @@ def _parse_strategies(value, where: str = "strategies") -> tuple[StrategyEntry, 
         out.append(StrategyEntry(target, params, name, on_error))
     names = [s.name for s in out]
     for i, name in enumerate(names):
-        if names.count(name) > 1:
+        if name in names[:i]:
             raise ConfigError(f"{where}[{i}].name: {name!r} is used twice")
     return tuple(out)
 
 
 def _parse_schedule(value, where: str = "schedule") -> tuple[ScheduledCommand, ...]:
-    _expect(value, list, where, "a list")
     out = []
-    for i, entry in enumerate(value):
-        w = f"{where}[{i}]"
-        _expect(entry, dict, w, "an object")
-        _only_keys(entry, {"at", "command", "symbols", "date"}, w)
+    for w, entry in _objects(value, where, {"at", "command", "symbols", "date"}):
         command = entry.get("command")
         if command not in ("add-symbol", "remove-symbol", "pause"):
             raise ConfigError(f"{w}.command: expected add-symbol, remove-symbol or pause, got {command!r}")
