@@ -108,6 +108,15 @@ class Context:
     def quality(self, symbol: str) -> dict:
         return self._handler.replica.quality_of(symbol)
 
+    def add_symbol(self, *symbols: str) -> None:
+        """Ask the coordinator to add symbols at the next step boundary (a scanner). Sent before this
+        step is acknowledged, so with flow.window 1 the add lands at the same clock on every run."""
+        self._handler.outbox.append(("add-symbol", {"symbols": [s.upper() for s in symbols]}))
+
+    def remove_symbol(self, *symbols: str) -> None:
+        """Ask the coordinator to remove symbols at the next step boundary."""
+        self._handler.outbox.append(("remove-symbol", {"symbols": [s.upper() for s in symbols]}))
+
     def signal(self, symbol: str, side: str, qty: float, reason: str = "", **extra) -> None:
         if side not in ("buy", "sell"):
             raise ValueError(f"side must be 'buy' or 'sell', got {side!r}")
@@ -153,6 +162,11 @@ class AnalysisHandler:
         self.stop_run = False  # a strategy with on_error="stop" raised: the runtime asks the coordinator to stop
         self.session_steps = 0
         self.silent = False  # replaying a snapshot: rebuild state, call no strategy
+        self.outbox: list[tuple[str, dict]] = []  # commands strategies asked for, sent by the runtime
+
+    def take_commands(self) -> list[tuple[str, dict]]:
+        out, self.outbox = self.outbox, []
+        return out
 
     def replay(self, messages: list) -> None:
         """Late join (Clone pattern): rebuild the replica from the coordinator's session journal.

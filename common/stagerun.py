@@ -30,6 +30,7 @@ RESPONSES = {
                 P.SESSION_END: P.QUALITY_SNAPSHOT},
 }
 PROCESS_SLICE_S = 0.05
+COMMAND_TIMEOUT_MS = 5000
 RESYNC_BACKOFF_S = 0.5
 RESYNC_BACKOFF_MAX_S = 8.0
 ANSWER_TIMEOUT_S = 2.0
@@ -95,6 +96,7 @@ class StageRuntime:
         self.snapshot_seq = 0
         self.resyncs = 0
         self.stop_sent = False
+        self.warned_window = False
         self.pending_ack: tuple[int, int] | None = None
         self.pending_busy: list[int] = []
         self.resync_at: float | None = None
@@ -279,6 +281,24 @@ class StageRuntime:
                 del self.answers[stage][msg.seq]
             self._handle(msg, needed)
 
+    def _command(self, name: str, args: dict) -> None:
+        """A strategy's command, sent and answered before the step is acknowledged (lockstep with
+        flow.window 1, hence reproducible); the reply is logged, refused commands change nothing."""
+        if self.config.flow_window > 1 and not self.warned_window:
+            self.warned_window = True
+            self.log.warning("strategy commands with flow.window %d land at a boundary that depends on timing; "
+                             "use window 1 for reproducible runs", self.config.flow_window)
+        request = P.Message(P.COMMAND, {"name": name, "args": args, "request_id": new_request_id()})
+        self.dealer.send_multipart(P.encode(request))
+        if not self.dealer.poll(COMMAND_TIMEOUT_MS):
+            self.log.error("strategy command %s %s: no reply from the coordinator", name, args)
+            return
+        reply = P.decode(self.dealer.recv_multipart())
+        if reply.body.get("ok"):
+            self.log.info("[DYNAMIC] strategy asked to %s %s: queued", name, " ".join(args.get("symbols", [])))
+        else:
+            self.log.error("strategy command %s refused: %s", name, reply.body.get("error"))
+
     def _check_answer_overdue(self, msg: P.Message, stage: str) -> None:
         """An answer that never comes while later coordinator messages pile up was lost at the tail
         of a publisher's stream (no later message shows the gap): a snapshot joiner resyncs."""
@@ -293,6 +313,9 @@ class StageRuntime:
     def _handle(self, msg: P.Message, answers: dict) -> None:
         t0 = time.perf_counter_ns()
         outgoing = self.handler.handle(msg, answers) or []
+        take = getattr(self.handler, "take_commands", None)
+        for name, args in (take() if take else []):
+            self._command(name, args)
         if getattr(self.handler, "stop_run", False) and not self.stop_sent:
             self.stop_sent = True
             self.log.error("asking the coordinator to stop the run")

@@ -107,3 +107,25 @@ def test_ctl_add_errors_and_add_during_operator_pause(tmp_path, sample_store, ca
     finally:
         pipe.kill()
     assert codes == {"coordinator": 0, "processor": 0, "quality": 0, "analysis": 0}, pipe.all_logs()
+
+
+def test_strategy_adds_a_symbol_in_lockstep_reproducibly(tmp_path, sample_store, calendar):
+    results = []
+    for run in ("a", "b"):
+        tmp = tmp_path / run
+        tmp.mkdir()
+        config = write_config(tmp, sample_store.root, session={"symbols": ["MSFT"], "end_date": "2025-07-02"},
+                              strategies=[{"class": "support.recording:Scanner", "name": "scanner"}],
+                              flow={"window": 1, "ack_timeout_s": 10, "heartbeat_s": 0.2})
+        pipe = Pipeline(tmp, config)
+        assert pipe.wait() == {"coordinator": 0, "processor": 0, "quality": 0, "analysis": 0}, pipe.all_logs()
+        assert "strategy asked to add-symbol AAPL: queued" in pipe.log("analysis")
+        results.append(tmp / "results" / "analysis")
+    sig = pq.read_table(results[0] / "signals.parquet").to_pydict()
+    open_ns, _ = calendar.open_close_ns("2025-07-02")
+    t_ns = open_ns + 31 * MIN  # the 10:00 bar is seen at clock 10:01; the add lands at that boundary
+    added = [(s, q, c) for s, q, c, r in zip(sig["symbol"], sig["qty"], sig["clock_ns"], sig["reason"])
+             if r == "on_symbol_added"]
+    assert added == [("AAPL", len(_regular(sample_store, calendar, "AAPL", "2025-07-02", t_ns)), t_ns)]
+    for name in ("signals.parquet", "summary.parquet", "replica_2025-07-02.parquet"):
+        assert (results[0] / name).read_bytes() == (results[1] / name).read_bytes(), name

@@ -39,3 +39,18 @@ class Raiser:
         self.seen += 1
         if self.seen == 10:
             raise ZeroDivisionError("boom")
+
+
+class Scanner(CallbackRecorder):
+    """Adds AAPL when it sees MSFT's 10:00 bar (a scanner), once; records callbacks like its parent."""
+
+    intervals = ("1m",)
+
+    def __init__(self):
+        self.done = False
+
+    def on_bar(self, ctx, symbol, interval, bar):
+        super().on_bar(ctx, symbol, interval, bar)
+        if symbol == "MSFT" and bar.time == "10:00" and not self.done:
+            self.done = True
+            ctx.add_symbol("AAPL")
