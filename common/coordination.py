@@ -191,6 +191,7 @@ class SessionEngine:
             self.started_wall = now
             self._begin_session(0)
         while self.state in ("running", "paused"):
+            now = self.clock()  # loading a session or a catch-up takes time: never pace on a stale now
             if self.stop_requested:  # first: a stage that never acks a snapshot must not block a stop
                 self._end_backtest("stopped")
                 break
@@ -225,7 +226,6 @@ class SessionEngine:
             if wait > 0:
                 return wait
             self._publish_step(now)
-            now = self.clock()
         return None
 
     def _has_credit(self) -> bool:
