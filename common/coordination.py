@@ -271,8 +271,8 @@ class SessionEngine:
         symbols = self.base_symbols + [s for s in self.dynamic if s not in self.base_symbols
                                        and self.dynamic[s].status == "active"]
         per_slot, kept, dropped_total = [], [], 0
-        for symbol in symbols:
-            bars, dropped = self.store.read_session(symbol, day, self.open_ns, self.close_ns)
+        for symbol, (bars, dropped) in zip(symbols, self.store.read_sessions(symbols, day, self.open_ns,
+                                                                           self.close_ns)):
             dropped_total += dropped
             if not len(bars):
                 if self.config.missing_data == "error":

@@ -105,13 +105,13 @@ def test_read_range_touches_only_the_requested_dates(tmp_path, monkeypatch):
     for day in days:
         store.write_bars("AAPL", minute_bars(day, "09:30", 5))
     opened = []
-    real_read = pq.read_table
+    real_read = BarStore._read_path
 
-    def spy(path, *args, **kwargs):
+    def spy(self, path):
         opened.append(os.path.basename(path))
-        return real_read(path, *args, **kwargs)
+        return real_read(self, path)
 
-    monkeypatch.setattr(pq, "read_table", spy)
+    monkeypatch.setattr(BarStore, "_read_path", spy)
     bars = store.read_range("AAPL", "2025-07-01", "2025-07-03")
     assert sorted(opened) == ["2025-07-01.parquet", "2025-07-02.parquet", "2025-07-03.parquet"]
     assert len(bars) == 15
