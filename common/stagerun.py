@@ -126,13 +126,6 @@ class StageRuntime:
                 self.log.info("signal received: flushing and exiting")
                 self._flush()
                 return 0
-            if self.registered and now - self.last_heard > silence_limit:
-                head = self.queue[0] if self.queue else None
-                self.log.error("coordinator silent for %.0f s: flushing and exiting (%d message(s) unprocessed, "
-                               "first %s seq %s)", now - self.last_heard, len(self.queue),
-                               head.type if head else "-", head.seq if head else "-")
-                self._flush()
-                return 1
             beat_every = self.config.heartbeat_s if self.registered else 0.05
             if self.publisher is not None and now - last_beat >= beat_every:
                 self.publisher.heartbeat()
@@ -141,6 +134,14 @@ class StageRuntime:
                 self._send_hello()
             self._resync_if_due(now)
             events = dict(poller.poll(timeout=int(beat_every * 1000)))
+            # silence counts only when nothing is waiting: a process resumed after a stop reads first
+            if not events and self.registered and time.monotonic() - self.last_heard > silence_limit:
+                head = self.queue[0] if self.queue else None
+                self.log.error("coordinator silent for %.0f s: flushing and exiting (%d message(s) unprocessed, "
+                               "first %s seq %s)", time.monotonic() - self.last_heard, len(self.queue),
+                               head.type if head else "-", head.seq if head else "-")
+                self._flush()
+                return 1
             for source, sock in self.subs.items():
                 if sock in events:
                     self._drain(source, sock)
