@@ -104,6 +104,7 @@ class SessionEngine:
         self.caught_ts: dict[int, np.ndarray] = {}  # catch-up bars of symbols added this session
         self.prefetched: dict[tuple[str, dt.date], tuple] = {}
         self.drain_started: float | None = None
+        self.waited_counted = -1  # the step whose credit wait was already charged to a stage
         self.catchup_load_ms = 0.0
         self.journal: list[list] = []  # frames of every message since the current SESSION_START
         self.journal_seq = 0
@@ -238,10 +239,11 @@ class SessionEngine:
         return all(s.last_step_ack >= self.global_step for s in self.participants())
 
     def _count_waited_on(self) -> None:
+        """Once per step held back by the window: charge the stage with the oldest ack."""
         parts = self.participants()
-        if parts:
-            slowest = min(parts, key=lambda s: s.last_step_ack)
-            slowest.waited_on += 1
+        if parts and self.waited_counted != self.global_step:
+            self.waited_counted = self.global_step
+            min(parts, key=lambda s: s.last_step_ack).waited_on += 1
 
     def _pace_wait(self, now: float) -> float:
         if self.speed is None:
