@@ -17,9 +17,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from common.calendar import TradingCalendar  # noqa: E402
-from common.generate import generate  # noqa: E402
-from common.store import BarStore  # noqa: E402
+from common.domain.calendar import TradingCalendar  # noqa: E402
+from common.data.generate import generate  # noqa: E402
+from common.data.store import BarStore  # noqa: E402
 from pipeline_bench import INDICATORS  # noqa: E402
 
 import json, subprocess, time  # noqa: E402,E401

@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from common.indicators import INDICATORS, make_indicator
+from common.domain.indicators import INDICATORS, make_indicator
 
 
 def random_bars(rng, steps: int, slots: int):

@@ -17,9 +17,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from common.calendar import TradingCalendar  # noqa: E402
-from common.generate import generate  # noqa: E402
-from common.store import BarStore  # noqa: E402
+from common.domain.calendar import TradingCalendar  # noqa: E402
+from common.data.generate import generate  # noqa: E402
+from common.data.store import BarStore  # noqa: E402
 
 DAYS = {1: ("2025-07-02", "2025-07-02"), 5: ("2025-06-25", "2025-07-02")}
 INDICATORS = json.loads((ROOT / "configs" / "default.json").read_text())["indicators"]

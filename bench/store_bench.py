@@ -26,9 +26,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common.calendar import TradingCalendar  # noqa: E402
-from common.generate import generate  # noqa: E402
-from common.store import BarStore  # noqa: E402
+from common.domain.calendar import TradingCalendar  # noqa: E402
+from common.data.generate import generate  # noqa: E402
+from common.data.store import BarStore  # noqa: E402
 
 FIRST_DAY = "2025-06-02"
 SEED = 7

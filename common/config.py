@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common.timeconv import interval_minutes, parse_date, parse_wall_time
+from common.domain.timeconv import interval_minutes, parse_date, parse_wall_time
 
 TICKER_RE = re.compile(r"^[A-Z][A-Z0-9.\-]{0,9}$")
 STAGE_NAMES = ("processor", "quality", "analysis")
@@ -214,7 +214,7 @@ def _parse_indicators(value, where: str = "indicators") -> tuple[dict, ...]:
     _expect(value, list, where, "a list")
     if not value:
         return ()
-    from common.indicators import validate_indicator
+    from common.domain.indicators import validate_indicator
 
     out = []
     for w, entry in _objects(value, where):

@@ -7,10 +7,10 @@ import os
 import shutil
 import sys
 
-from common.calendar import TradingCalendar
+from common.domain.calendar import TradingCalendar
 from common.config import ConfigError, load_config
-from common.generate import generate
-from common.store import BarStore
+from common.data.generate import generate
+from common.data.store import BarStore
 
 SAMPLE_SYMBOLS = ["AAPL", "MSFT", "RIVN"]
 SAMPLE_RANGE = ("2025-06-02", "2025-07-08")

@@ -28,15 +28,15 @@ def proc_env() -> dict:
 
 @pytest.fixture(scope="session")
 def calendar():
-    from common.calendar import TradingCalendar
+    from common.domain.calendar import TradingCalendar
     return TradingCalendar()
 
 
 @pytest.fixture(scope="session")
 def sample_store(tmp_path_factory, calendar):
     """AAPL, MSFT, RIVN generated 2025-06-23..2025-07-08 (covers the July 4th week and history)."""
-    from common.generate import generate
-    from common.store import BarStore
+    from common.data.generate import generate
+    from common.data.store import BarStore
 
     root = tmp_path_factory.mktemp("store")
     store = BarStore(root)

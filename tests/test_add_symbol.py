@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from common.results import read_replica_dump
+from services.analysis.results import read_replica_dump
 from conftest import SHARED_REAL, Pipeline, write_config
 
 pytestmark = pytest.mark.skipif(not SHARED_REAL.exists(), reason="../shared/data/real not present")
@@ -27,9 +27,9 @@ RECORDER = [{"class": "support.recording:CallbackRecorder", "name": "recorder"}]
 
 @pytest.fixture(scope="module")
 def real_store(tmp_path_factory, calendar):
-    from common.csvimport import import_csv
-    from common.generate import generate
-    from common.store import BarStore
+    from common.data.csvimport import import_csv
+    from common.data.generate import generate
+    from common.data.store import BarStore
 
     store = BarStore(tmp_path_factory.mktemp("realstore"))
     generate(store, calendar, ["AAPL", "MSFT"], "2025-06-23", "2025-07-01", seed=3)

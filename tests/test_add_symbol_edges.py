@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pyarrow.parquet as pq
 
-from common.results import read_replica_dump
+from services.analysis.results import read_replica_dump
 from conftest import Pipeline, ctl, write_config
 from test_pipeline import _wait_for_status
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from common.aggregate import (WindowAggregator, aggregate_session, aggregate_sessions, daily_bar,
+from common.domain.aggregate import (WindowAggregator, aggregate_session, aggregate_sessions, daily_bar,
                               window_end)
-from common.bars import FIELDS, Bars
-from common.timeconv import NS_PER_MIN, UTC, ns_from_datetime
+from common.domain.bars import FIELDS, Bars
+from common.domain.timeconv import NS_PER_MIN, UTC, ns_from_datetime
 from support.asserts import assert_same_state
 
 OPEN = ns_from_datetime(dt.datetime(2025, 7, 2, 13, 30, tzinfo=UTC))

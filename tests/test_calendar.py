@@ -5,8 +5,8 @@ import exchange_calendars
 import numpy as np
 import pytest
 
-from common.calendar import CalendarError, TradingCalendar
-from common.timeconv import NS_PER_MIN, exchange_ns, fmt_exchange, fmt_utc, ns_from_datetime
+from common.domain.calendar import CalendarError, TradingCalendar
+from common.domain.timeconv import NS_PER_MIN, exchange_ns, fmt_exchange, fmt_utc, ns_from_datetime
 
 D = dt.date
 

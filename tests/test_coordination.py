@@ -6,14 +6,14 @@ import logging
 import numpy as np
 import pytest
 
-from common import protocol as P
-from common.analysis import AnalysisHandler, Context
+from common.wire import protocol as P
+from services.analysis.handler import AnalysisHandler, Context
 from common.config import ConfigError, parse_config
-from common.coordination import SessionEngine
-from common.processing import ProcessorHandler
-from common.qualitystage import QualityHandler
-from common.stagerun import RESPONSES
-from common.timeconv import NS_PER_MIN
+from services.coordinator.engine import SessionEngine
+from common.answers.derived import ProcessorHandler
+from common.answers.quality import QualityHandler
+from common.stage.runtime import RESPONSES
+from common.domain.timeconv import NS_PER_MIN
 
 
 class Wire:

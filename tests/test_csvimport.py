@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.calendar import TradingCalendar
-from common.csvimport import CsvImportError, import_csv, parse_csv, symbol_from_filename
-from common.store import BarStore
-from common.timeconv import exchange_ns
+from common.domain.calendar import TradingCalendar
+from common.data.csvimport import CsvImportError, import_csv, parse_csv, symbol_from_filename
+from common.data.store import BarStore
+from common.domain.timeconv import exchange_ns
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 AAPL = REAL / "AAPL_2025-07-02_1m_extended.csv"

@@ -4,7 +4,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from services.ctl_data import calendar_group, data_group
+from services.ctl.data import calendar_group, data_group
 
 
 @pytest.fixture(scope="module")

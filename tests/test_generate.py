@@ -5,10 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from common.calendar import TradingCalendar
-from common.generate import MISSING_FRACTION, generate, generate_day
-from common.store import BarStore
-from common.timeconv import NS_PER_MIN, exchange_ns
+from common.domain.calendar import TradingCalendar
+from common.data.generate import MISSING_FRACTION, generate, generate_day
+from common.data.store import BarStore
+from common.domain.timeconv import NS_PER_MIN, exchange_ns
 
 D = dt.date
 START, END = "2025-06-27", "2025-07-08"
@@ -128,8 +128,8 @@ def test_bytes_do_not_depend_on_the_process(store_a, tmp_path):
     import subprocess
     import sys
 
-    code = ("import sys; from common.generate import generate; from common.store import BarStore; "
-            "from common.calendar import TradingCalendar; "
+    code = ("import sys; from common.data.generate import generate; from common.data.store import BarStore; "
+            "from common.domain.calendar import TradingCalendar; "
             f"generate(BarStore(sys.argv[1]), TradingCalendar(), ['MSFT', 'AAPL'], '{START}', '{END}', seed=7)")
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
     root = Path(__file__).resolve().parents[1]

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from common.indicators import INDICATORS, MAX_PERIOD, indicator_key, make_indicator, validate_indicator
+from common.domain.indicators import INDICATORS, MAX_PERIOD, indicator_key, make_indicator, validate_indicator
 
 talib = pytest.importorskip("talib")
 

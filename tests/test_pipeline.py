@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from common.results import read_replica_dump
+from services.analysis.results import read_replica_dump
 from conftest import ROOT, Pipeline, ctl, proc_env, write_config
 
 SESSIONS = ["2025-07-02", "2025-07-03", "2025-07-07"]  # 07-04 is a holiday, 07-05/06 a weekend
@@ -205,7 +205,7 @@ def test_stop_is_not_blocked_by_a_stage_that_never_acks(tmp_path, sample_store):
 def test_bad_requests_are_refused_and_the_session_goes_on(tmp_path, sample_store):
     import zmq
 
-    from common import protocol as P
+    from common.wire import protocol as P
 
     config = write_config(tmp_path, sample_store.root, session={"end_date": "2025-07-02", "clock": {"speed": 3000}})
     pipe = Pipeline(tmp_path, config)

@@ -5,8 +5,8 @@ import msgpack
 import numpy as np
 import pytest
 
-from common import protocol as P
-from common.bars import Bars
+from common.wire import protocol as P
+from common.domain.bars import Bars
 
 
 def _bars(n: int) -> Bars:

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from common.quality import (QualityTracker, historical_quality, missing_runs, session_gaps,
+from common.domain.quality import (QualityTracker, historical_quality, missing_runs, session_gaps,
                             session_quality, window_quality)
-from common.timeconv import NS_PER_MIN, UTC, ns_from_datetime
+from common.domain.timeconv import NS_PER_MIN, UTC, ns_from_datetime
 from support.asserts import assert_same_state
 
 OPEN = ns_from_datetime(dt.datetime(2025, 7, 2, 13, 30, tzinfo=UTC))

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from common.bars import Bars
-from common.daybatch import DayBatch, merge_step
-from common.replica import SessionReplica, split_by_slot
-from common.timeconv import NS_PER_MIN
+from common.domain.bars import Bars
+from services.coordinator.day import DayBatch, merge_step
+from common.stage.replica import SessionReplica, split_by_slot
+from common.domain.timeconv import NS_PER_MIN
 
 OPEN = 1_751_463_000_000_000_000  # 2025-07-02 09:30 ET
 CLOSE = OPEN + 390 * NS_PER_MIN

@@ -6,9 +6,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from common.bars import Bars
-from common.store import BarStore, StoreError
-from common.timeconv import NS_PER_MIN, exchange_date, exchange_ns
+from common.domain.bars import Bars
+from common.data.store import BarStore, StoreError
+from common.domain.timeconv import NS_PER_MIN, exchange_date, exchange_ns
 
 D = dt.date
 

@@ -1,0 +1,352 @@
+"""Session-data replica: a columnar copy of the session that every stage keeps from the messages.
+
+One session's bars of an interval live in a dense grid: row = window index since the open
+(minute for 1m), column = slot (one per symbol, in the order symbols joined the session). Appending one
+step for all symbols is one vectorised assignment; reading a symbol's bars compacts its column.
+Slots are stable for the whole session (a removed symbol keeps its slot, marked inactive), so a STEP
+can name symbols by slot.
+"""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+from common.domain.bars import FIELDS, Bars
+from common.domain.timeconv import NS_PER_MIN
+
+
+class BarGrid:
+    """Dense (rows x slots) arrays for one interval of one session."""
+
+    def __init__(self, open_ns: int, minutes: int, n_rows: int, capacity: int):
+        self.open_ns = open_ns
+        self.step_ns = minutes * NS_PER_MIN
+        self.n_rows = n_rows
+        self.values = {f: np.full((n_rows, capacity), np.nan) for f in FIELDS[1:]}
+        self.present = np.zeros((n_rows, capacity), dtype=bool)
+        self.count = np.zeros((n_rows, capacity), dtype=np.int16)
+
+    @property
+    def capacity(self) -> int:
+        return self.present.shape[1]
+
+    def grow(self, capacity: int) -> None:
+        extra = capacity - self.capacity
+        if extra <= 0:
+            return
+        for f, arr in self.values.items():
+            self.values[f] = np.concatenate([arr, np.full((self.n_rows, extra), np.nan)], axis=1)
+        self.present = np.concatenate([self.present, np.zeros((self.n_rows, extra), bool)], axis=1)
+        self.count = np.concatenate([self.count, np.zeros((self.n_rows, extra), np.int16)], axis=1)
+
+    def rows_of(self, ts: np.ndarray) -> np.ndarray:
+        rows = (ts - self.open_ns) // self.step_ns
+        if len(rows) and (rows.min() < 0 or rows.max() >= self.n_rows):
+            raise ValueError("bar outside the session grid")
+        return rows
+
+    def put(self, slots: np.ndarray, bars: Bars, counts: np.ndarray | None = None) -> None:
+        if not len(bars):
+            return
+        rows = self.rows_of(bars.ts)
+        for f in FIELDS[1:]:
+            self.values[f][rows, slots] = getattr(bars, f)
+        self.present[rows, slots] = True
+        self.count[rows, slots] = 1 if counts is None else counts
+
+    def column(self, slot: int) -> tuple[Bars, np.ndarray]:
+        rows = np.flatnonzero(self.present[:, slot])
+        ts = self.open_ns + rows.astype(np.int64) * self.step_ns
+        bars = Bars(ts, *(self.values[f][rows, slot] for f in FIELDS[1:]))
+        return bars, self.count[rows, slot].astype(np.int64)
+
+    def clear(self, slot: int) -> None:
+        for arr in self.values.values():
+            arr[:, slot] = np.nan
+        self.present[:, slot] = False
+        self.count[:, slot] = 0
+
+
+class SessionReplica:
+    """Every stage's local copy of the current session (bars per interval, history, quality)."""
+
+    def __init__(self):
+        self.date: str | None = None
+        self.open_ns = 0
+        self.close_ns = 0
+        self.clock_ns = 0
+        self.symbols: list[str] = []
+        self.slot_of: dict[str, int] = {}
+        self.active: set[str] = set()
+        self.dynamic: set[str] = set()
+        self.grids: dict[str, BarGrid] = {}
+        self.history: dict[tuple[str, str], tuple[Bars, np.ndarray]] = {}
+        self.indicators: dict[tuple[str, str, str], np.ndarray] = {}  # (interval, key, output) -> grid
+        self.quality: dict[str, dict] = {}  # symbol -> {interval: {...}} from snapshots (gap lists, history)
+        self.quality_now: dict[str, dict[str, np.ndarray]] = {}  # interval -> field -> value per slot
+        self.quality_expected: dict[str, int] = {}
+        self.steps = 0
+
+    # ---- session structure ---------------------------------------------------------------------
+    def start_session(self, date: str, open_ns: int, close_ns: int, symbols: list[str],
+                      intervals_minutes: list[int], dynamic: list[str] = ()) -> None:
+        self.date, self.open_ns, self.close_ns, self.clock_ns = date, open_ns, close_ns, open_ns
+        self.symbols = list(symbols)
+        self.slot_of = {s: i for i, s in enumerate(self.symbols)}
+        self.active = set(self.symbols)
+        self.dynamic = set(dynamic)
+        session_minutes = (close_ns - open_ns) // NS_PER_MIN
+        capacity = len(symbols) + max(8, len(symbols) // 8)  # headroom: adds need not reallocate
+        self.grids = {}
+        for minutes in sorted({1, *intervals_minutes}):
+            rows = -(-session_minutes // minutes)
+            self.grids[f"{minutes}m"] = BarGrid(open_ns, minutes, rows, capacity)
+        self.history = {}
+        self.indicators = {}
+        self.quality = {}
+        self.quality_now = {}
+        self.quality_expected = {}
+        self.steps = 0
+
+    def add_symbol(self, symbol: str, dynamic: bool = True) -> int:
+        """Slot of `symbol`, creating one (a re-added symbol gets its old slot back, cleared)."""
+        slot = self.slot_of.get(symbol)
+        if slot is None:
+            slot = len(self.symbols)
+            self.symbols.append(symbol)
+            self.slot_of[symbol] = slot
+            for grid in self.grids.values():
+                if slot >= grid.capacity:
+                    grid.grow(max(2 * grid.capacity, slot + 1))
+            for key, arr in self.indicators.items():
+                if slot >= arr.shape[1]:
+                    self.indicators[key] = np.concatenate(
+                        [arr, np.full((arr.shape[0], max(arr.shape[1], 1)), np.nan)], axis=1)
+        else:
+            self.clear_symbol(symbol)
+        self.active.add(symbol)
+        if dynamic:
+            self.dynamic.add(symbol)
+        return slot
+
+    def clear_symbol(self, symbol: str) -> None:
+        slot = self.slot_of[symbol]
+        for grid in self.grids.values():
+            grid.clear(slot)
+        for arr in self.indicators.values():
+            arr[:, slot] = np.nan
+        for key in [k for k in self.history if k[0] == symbol]:
+            del self.history[key]
+        self.quality.pop(symbol, None)
+        for fields in self.quality_now.values():
+            for arr in fields.values():
+                if slot < len(arr):
+                    arr[slot] = np.nan
+
+    def remove_symbol(self, symbol: str) -> None:
+        if symbol in self.slot_of:
+            self.clear_symbol(symbol)
+        self.active.discard(symbol)
+        self.dynamic.discard(symbol)
+
+    def active_slots(self, slots: np.ndarray) -> np.ndarray:
+        """The subset of `slots` whose symbol is in the session (removed symbols keep their slot)."""
+        if len(self.active) == len(self.symbols):
+            return slots
+        mask = np.array([s in self.active for s in self.symbols], dtype=bool)
+        return slots[mask[slots]]
+
+    # ---- data ----------------------------------------------------------------------------------
+    def append_bars(self, interval: str, slots: np.ndarray, bars: Bars, counts=None) -> None:
+        self.grids[interval].put(np.asarray(slots, dtype=np.int64), bars, counts)
+
+    def set_history(self, symbol: str, interval: str, bars: Bars, counts: np.ndarray | None = None) -> None:
+        self.history[(symbol, interval)] = (bars, np.ones(len(bars), np.int64) if counts is None else counts)
+
+    def put_indicator(self, interval: str, key: str, output: str, slots: np.ndarray,
+                      ts: np.ndarray, values: np.ndarray) -> None:
+        grid = self.grids[interval]
+        name = (interval, key, output)
+        arr = self.indicators.get(name)
+        if arr is None:
+            arr = self.indicators[name] = np.full((grid.n_rows, grid.capacity), np.nan)
+        if arr.shape[1] < grid.capacity:
+            arr = self.indicators[name] = np.concatenate(
+                [arr, np.full((arr.shape[0], grid.capacity - arr.shape[1]), np.nan)], axis=1)
+        arr[grid.rows_of(ts), slots] = values
+
+    # ---- reading -------------------------------------------------------------------------------
+    def bars(self, symbol: str, interval: str = "1m") -> Bars:
+        return self.grids[interval].column(self.slot_of[symbol])[0]
+
+    def bars_with_counts(self, symbol: str, interval: str = "1m") -> tuple[Bars, np.ndarray]:
+        return self.grids[interval].column(self.slot_of[symbol])
+
+    def history_bars(self, symbol: str, interval: str = "1m") -> Bars:
+        entry = self.history.get((symbol, interval))
+        return entry[0] if entry else Bars.empty()
+
+    def indicator(self, symbol: str, interval: str, key: str, output: str = "value") -> np.ndarray:
+        """Indicator values at the symbol's bars of `interval` (aligned with bars(symbol, interval))."""
+        grid = self.grids[interval]
+        slot = self.slot_of[symbol]
+        arr = self.indicators.get((interval, key, output))
+        rows = np.flatnonzero(grid.present[:, slot])
+        if arr is None:
+            return np.full(len(rows), np.nan)
+        return arr[rows, slot]
+
+    def set_quality(self, interval: str, slots: np.ndarray, expected: int, values: dict[str, np.ndarray]) -> None:
+        """Latest quality figures of `interval` for `slots` (vectorised; one call per step)."""
+        fields = self.quality_now.setdefault(interval, {})
+        size = max(len(self.symbols), int(slots.max()) + 1 if len(slots) else 0)
+        for name, vals in values.items():
+            arr = fields.get(name)
+            if arr is None or len(arr) < size:
+                grown = np.full(max(size, 8), np.nan)
+                if arr is not None:
+                    grown[:len(arr)] = arr
+                arr = fields[name] = grown
+            arr[slots] = vals
+        self.quality_expected[interval] = int(expected)
+
+    def quality_of(self, symbol: str) -> dict:
+        """{interval: {pct, present, expected, gaps, completeness?, gap_list?}, history?: [...]} of a symbol."""
+        out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in self.quality.get(symbol, {}).items()}
+        slot = self.slot_of.get(symbol)
+        if slot is None:
+            return out
+        for interval, fields in self.quality_now.items():
+            if slot < len(fields.get("pct", ())) and not np.isnan(fields["pct"][slot]):
+                entry = out.setdefault(interval, {})
+                for name, arr in fields.items():
+                    value = float(arr[slot])
+                    entry[name] = value if name in ("pct", "completeness") else int(value)
+                entry["expected"] = self.quality_expected[interval]
+                # QUALITY carries a slot only when its pct, completeness or gaps change; the count of
+                # bars present moves every step, so it is read off the replica's own grid
+                if interval in self.grids:
+                    entry["present"] = int(self.grids[interval].present[:, slot].sum())
+        return out
+
+    def export(self) -> dict[str, np.ndarray]:
+        """Every array of the replica keyed 'SYMBOL/interval/field' (for result files and comparisons)."""
+        out: dict[str, np.ndarray] = {}
+        for symbol in sorted(self.active):
+            for interval in self.grids:
+                bars, counts = self.bars_with_counts(symbol, interval)
+                for f in FIELDS:
+                    out[f"{symbol}/{interval}/{f}"] = getattr(bars, f)
+                out[f"{symbol}/{interval}/count"] = counts
+            for (interval, key, output) in sorted(self.indicators):
+                out[f"{symbol}/{interval}/{key}.{output}"] = self.indicator(symbol, interval, key, output)
+            for interval, values in sorted(self.quality_of(symbol).items()):
+                if isinstance(values, dict):
+                    for name in ("pct", "present", "expected", "gaps", "completeness"):
+                        if name in values:
+                            out[f"{symbol}/quality/{interval}/{name}"] = np.array([values[name]], np.float64)
+            for (sym, interval), (bars, counts) in sorted(self.history.items()):
+                if sym == symbol:
+                    for f in FIELDS:
+                        out[f"{symbol}/history/{interval}/{f}"] = getattr(bars, f)
+        return out
+
+    def digest(self) -> str:
+        """SHA-256 over export(): equal digests mean byte-identical replicas."""
+        h = hashlib.sha256()
+        for key, arr in sorted(self.export().items()):
+            h.update(key.encode())
+            h.update(np.ascontiguousarray(arr).tobytes())
+        return h.hexdigest()
+
+
+def split_by_slot(slots: np.ndarray, bars: Bars) -> dict[int, Bars]:
+    """One batch of many symbols' bars -> {slot: that slot's bars, in time order}."""
+    return {slot: bars.take(index) for slot, index in slot_index(slots).items()}
+
+
+def apply_coordinator_message(replica: SessionReplica, msg) -> None:
+    """Bring a replica up to date with one coordinator message (the part every stage shares)."""
+    from common.wire import protocol as P
+
+    body = msg.body
+    if msg.type == P.SESSION_START:
+        minutes = sorted({m for values in body["generated"].values() for m in values})
+        replica.start_session(body["date"], body["open_ns"], body["close_ns"], body["symbols"], minutes,
+                              body.get("dynamic", []))
+    elif msg.type == P.HISTORY:
+        slots, bars = P.batch_from_arrays(msg.arrays)
+        for slot, part in split_by_slot(slots, bars).items():
+            replica.set_history(replica.symbols[slot], body["interval"], part)
+    elif msg.type == P.STEP:
+        slots, bars = P.batch_from_arrays(msg.arrays)
+        replica.append_bars("1m", slots, bars)
+        replica.clock_ns = msg.clock
+        replica.steps += 1
+    elif msg.type == P.CATCHUP_SNAPSHOT:
+        slot = replica.add_symbol(body["symbol"], dynamic=True)
+        if slot != body["slot"]:
+            raise P.ProtocolError(f"CATCHUP_SNAPSHOT: {body['symbol']} has slot {slot} here, {body['slot']} upstream")
+        _, history = P.batch_from_arrays(msg.arrays, "h_")
+        replica.set_history(body["symbol"], "1m", history)
+        slots, bars = P.batch_from_arrays(msg.arrays, "s_")
+        replica.append_bars("1m", slots, bars)
+    elif msg.type == P.SYMBOL_REMOVED:
+        replica.remove_symbol(body["symbol"])
+
+
+def apply_processor_answer(replica: SessionReplica, msg) -> None:
+    """Derived bars and indicator values from a DERIVED / DERIVED_SNAPSHOT message (layout: docs/protocol.md).
+
+    body["intervals"]: session bars, one bar batch per interval with prefix 'I_' plus 'I_count';
+    body["history_intervals"]: trailing-history bars with prefix 'h:I_';
+    body["indicators"]: [I, key, outputs] with arrays 'I|slot', 'I|ts' and 'I|key|output'.
+    """
+    from common.wire import protocol as P
+
+    for interval in msg.body["intervals"]:
+        slots, bars = P.batch_from_arrays(msg.arrays, f"{interval}_")
+        replica.append_bars(interval, slots, bars, msg.arrays[f"{interval}_count"])
+    for interval in msg.body.get("history_intervals", []):
+        slots, bars = P.batch_from_arrays(msg.arrays, f"h:{interval}_")
+        counts = msg.arrays[f"h:{interval}_count"]
+        for slot, index in slot_index(slots).items():
+            replica.set_history(replica.symbols[slot], interval, bars.take(index), counts[index])
+    for interval, key, outputs in msg.body["indicators"]:
+        slots, ts = msg.arrays[f"{interval}|slot"], msg.arrays[f"{interval}|ts"]
+        for output in outputs:
+            replica.put_indicator(interval, key, output, slots, ts, msg.arrays[f"{interval}|{key}|{output}"])
+
+
+def slot_index(slots: np.ndarray) -> dict[int, np.ndarray]:
+    """{slot: positions of that slot in `slots`}, positions in their original (time) order."""
+    order = np.argsort(slots, kind="stable")
+    sorted_slots = slots[order]
+    bounds = np.flatnonzero(np.diff(sorted_slots)) + 1
+    starts = np.concatenate([[0], bounds]).astype(int)
+    ends = np.concatenate([bounds, [len(slots)]]).astype(int)
+    return {int(sorted_slots[lo]): order[lo:hi] for lo, hi in zip(starts, ends) if hi > lo}
+
+
+def apply_quality_answer(replica: SessionReplica, msg) -> None:
+    """Quality figures: QUALITY carries arrays per interval ('I|slot', 'I|pct', 'I|present', 'I|gaps',
+    'I|completeness') for the slots that changed; snapshots carry body['table'] symbol -> interval -> values."""
+    for interval in msg.body.get("intervals", []):
+        slots = msg.arrays[f"{interval}|slot"].astype(np.int64)
+        values = {name: msg.arrays[f"{interval}|{name}"] for name in ("pct", "present", "gaps", "completeness")
+                  if f"{interval}|{name}" in msg.arrays}
+        replica.set_quality(interval, slots, msg.body["expected"][interval], values)
+    for symbol, entries in msg.body.get("table", {}).items():
+        kept = replica.quality.setdefault(symbol, {})
+        slot = replica.slot_of.get(symbol)
+        for interval, values in entries.items():
+            if isinstance(values, dict) and "pct" in values and slot is not None:
+                figures = {k: np.array([values[k]], np.float64) for k in ("pct", "present", "gaps", "completeness")
+                           if k in values}
+                replica.set_quality(interval, np.array([slot]), values["expected"], figures)
+                extra = {k: v for k, v in values.items() if k not in figures and k != "expected"}
+                if extra:
+                    kept.setdefault(interval, {}).update(extra)
+            else:
+                kept[interval] = values

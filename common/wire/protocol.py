@@ -1,0 +1,269 @@
+"""Wire protocol: every message type, its fields and its encoding, in one place.
+
+The spec lives in docs/protocol.md; this module follows it. A message on the wire is a ZeroMQ multipart:
+
+    frame 0   topic     ASCII message type (lets SUB sockets filter)
+    frame 1   header    msgpack map: v, type, pub, seq, step, clock, body, arrays
+    frame 2+  buffers   raw little-endian numpy buffers, one per entry of header["arrays"]
+
+`seq` is per publisher and counts every sequenced message it published (1, 2, 3, ...); a HEARTBEAT
+repeats the last seq without consuming one, so a receiver also detects loss at the tail.
+Decoding is strict: a malformed message raises ProtocolError with what is wrong, never anything else.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import msgpack
+import numpy as np
+
+PROTOCOL_VERSION = 1
+MAX_FRAMES = 256
+MAX_HEADER_BYTES = 4 * 1024 * 1024
+MAX_ARRAY_BYTES = 512 * 1024 * 1024
+
+# --- message types -----------------------------------------------------------------------------
+# Published by the coordinator (PUB):
+SESSION_START = "SESSION_START"      # date, open_ns, close_ns, symbols, streamed/generated intervals
+HISTORY = "HISTORY"                  # trailing 1m bars of the session's symbols (bar batch)
+STEP = "STEP"                        # clock + every 1m bar that closed at it, all symbols (bar batch)
+PAUSE = "PAUSE"                      # streaming paused at clock; reason
+PREPARE = "PREPARE"                  # a symbol's add is coming: its trailing history, to warm up ahead
+CATCHUP_SNAPSHOT = "CATCHUP_SNAPSHOT"  # one added symbol: its history + its session bars [open, T)
+RESUME = "RESUME"                    # streaming resumes at clock
+SYMBOL_REMOVED = "SYMBOL_REMOVED"    # a symbol left the session
+SESSION_END = "SESSION_END"          # the session's last step was published
+BACKTEST_END = "BACKTEST_END"        # no more sessions: flush results and confirm
+SHUTDOWN = "SHUTDOWN"                # every participant flushed: exit now
+HEARTBEAT = "HEARTBEAT"              # liveness + last seq (not sequenced itself)
+# Published by the processor / quality (PUB):
+DERIVED = "DERIVED"                  # derived bars + indicator values of one step, all symbols
+DERIVED_SNAPSHOT = "DERIVED_SNAPSHOT"  # the same for a whole catch-up or history batch
+QUALITY = "QUALITY"                  # quality % and gap counts that changed at this step
+QUALITY_SNAPSHOT = "QUALITY_SNAPSHOT"  # full quality table (session end, catch-up)
+# Sent to the coordinator (DEALER/REQ -> ROUTER):
+HELLO = "HELLO"                      # stage registration (stage name, role)
+COMMAND = "COMMAND"                  # ctl command: name, args, request id
+REPLY = "REPLY"                      # coordinator's answer to HELLO/COMMAND
+# Sent to the coordinator (PUSH -> PULL):
+ACK = "ACK"                          # stage finished step/snapshot/end `ref`
+
+SEQUENCED = frozenset({
+    SESSION_START, HISTORY, STEP, PAUSE, PREPARE, CATCHUP_SNAPSHOT, RESUME, SYMBOL_REMOVED, SESSION_END,
+    BACKTEST_END, SHUTDOWN, DERIVED, DERIVED_SNAPSHOT, QUALITY, QUALITY_SNAPSHOT,
+})
+ALL_TYPES = SEQUENCED | {HEARTBEAT, HELLO, COMMAND, REPLY, ACK}
+
+# Required body fields per type (name -> accepted python types). Extra fields are allowed (forward
+# compatible); missing or mistyped required fields are a ProtocolError.
+_INT = (int,)
+_STR = (str,)
+_LIST = (list,)
+_DICT = (dict,)
+BODY_FIELDS: dict[str, dict[str, tuple]] = {
+    SESSION_START: {"date": _STR, "open_ns": _INT, "close_ns": _INT, "symbols": _LIST,
+                    "day_index": _INT, "n_days": _INT, "streamed": _DICT, "generated": _DICT},
+    HISTORY: {"symbols": _LIST, "interval": _STR, "days": _LIST},
+    STEP: {"symbols": _LIST},
+    PAUSE: {"reason": _STR},
+    PREPARE: {"symbol": _STR, "days": _LIST, "sessions": _LIST},
+    CATCHUP_SNAPSHOT: {"symbol": _STR, "slot": _INT, "days": _LIST, "caught_up": _INT,
+                       "dropped": _INT, "snapshot_id": _INT},
+    RESUME: {"reason": _STR},
+    SYMBOL_REMOVED: {"symbol": _STR},
+    SESSION_END: {"date": _STR, "steps": _INT},
+    BACKTEST_END: {"sessions": _INT},
+    SHUTDOWN: {},
+    HEARTBEAT: {},
+    DERIVED: {"intervals": _LIST, "indicators": _LIST},
+    DERIVED_SNAPSHOT: {"intervals": _LIST, "indicators": _LIST, "scope": _STR},
+    QUALITY: {},
+    QUALITY_SNAPSHOT: {"scope": _STR},
+    HELLO: {"stage": _STR, "role": _STR},
+    COMMAND: {"name": _STR, "args": _DICT, "request_id": _STR},
+    REPLY: {"ok": (bool,)},
+    ACK: {"stage": _STR, "kind": _STR, "ref": _INT},
+}
+_DTYPES = {"i8": np.int64, "i4": np.int32, "f8": np.float64, "u1": np.uint8, "i2": np.int16}
+
+
+class ProtocolError(ValueError):
+    """A message that does not follow the spec; the text says what is wrong."""
+
+
+class SequenceRestart(ProtocolError):
+    """A publisher's seq went backwards: it restarted, and everything after is a new stream."""
+
+
+@dataclass
+class Message:
+    type: str
+    body: dict = field(default_factory=dict)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    pub: str = ""
+    seq: int = 0
+    step: int = 0
+    clock: int = 0
+
+
+def encode(msg: Message) -> list:
+    """Message -> multipart frames (numpy buffers are sent without copying)."""
+    specs, buffers = [], []
+    for name, arr in msg.arrays.items():
+        arr = np.ascontiguousarray(arr)
+        code = arr.dtype.str.lstrip("<=|")
+        if code not in _DTYPES:
+            raise ProtocolError(f"{msg.type}: array {name!r} has unsupported dtype {arr.dtype}")
+        specs.append([name, code, int(arr.shape[0])])
+        buffers.append(arr.data.cast("B") if arr.size else b"")
+    header = {"v": PROTOCOL_VERSION, "type": msg.type, "pub": msg.pub, "seq": msg.seq,
+              "step": msg.step, "clock": msg.clock, "body": msg.body, "arrays": specs}
+    return [msg.type.encode(), msgpack.packb(header, use_bin_type=True)] + buffers
+
+
+def decode(frames: list) -> Message:
+    """Multipart frames -> Message; strict: raises ProtocolError on anything malformed."""
+    if not 2 <= len(frames) <= MAX_FRAMES:
+        raise ProtocolError(f"expected 2..{MAX_FRAMES} frames, got {len(frames)}")
+    topic, raw_header = bytes(frames[0]), frames[1]
+    if len(raw_header) > MAX_HEADER_BYTES:
+        raise ProtocolError(f"header of {len(raw_header)} bytes exceeds {MAX_HEADER_BYTES}")
+    try:
+        header = msgpack.unpackb(bytes(raw_header), raw=False, strict_map_key=True)
+    except Exception as exc:  # msgpack raises several unrelated types
+        raise ProtocolError(f"header is not valid msgpack ({exc})") from None
+    if not isinstance(header, dict):
+        raise ProtocolError("header is not a map")
+    version = header.get("v")
+    if version != PROTOCOL_VERSION:
+        raise ProtocolError(f"protocol version {version!r}, expected {PROTOCOL_VERSION}")
+    mtype = header.get("type")
+    if mtype not in ALL_TYPES:
+        raise ProtocolError(f"unknown message type {mtype!r}")
+    if topic != mtype.encode():
+        raise ProtocolError(f"topic {topic!r} does not match type {mtype}")
+    for key in ("seq", "step", "clock"):
+        if not isinstance(header.get(key), int):
+            raise ProtocolError(f"{mtype}: header field {key!r} must be an integer")
+    if not isinstance(header.get("pub"), str):
+        raise ProtocolError(f"{mtype}: header field 'pub' must be a string")
+    body = header.get("body")
+    if not isinstance(body, dict):
+        raise ProtocolError(f"{mtype}: body must be a map")
+    for name, types in BODY_FIELDS[mtype].items():
+        if name not in body:
+            raise ProtocolError(f"{mtype}: body field {name!r} is missing")
+        if not isinstance(body[name], types) or (types == _INT and isinstance(body[name], bool)):
+            raise ProtocolError(f"{mtype}: body field {name!r} has type {type(body[name]).__name__}")
+    arrays = _decode_arrays(mtype, header.get("arrays"), frames[2:])
+    return Message(mtype, body, arrays, header["pub"], header["seq"], header["step"], header["clock"])
+
+
+def _decode_arrays(mtype: str, specs, buffers) -> dict[str, np.ndarray]:
+    if not isinstance(specs, list) or len(specs) != len(buffers):
+        raise ProtocolError(f"{mtype}: array specs do not match the {len(buffers)} buffer frame(s)")
+    arrays = {}
+    for spec, buf in zip(specs, buffers):
+        if (not isinstance(spec, list) or len(spec) != 3 or not isinstance(spec[0], str)
+                or spec[1] not in _DTYPES or not isinstance(spec[2], int) or spec[2] < 0):
+            raise ProtocolError(f"{mtype}: bad array spec {spec!r}")
+        name, code, length = spec
+        dtype = np.dtype(_DTYPES[code])
+        nbytes = length * dtype.itemsize
+        got = memoryview(buf).nbytes
+        if nbytes > MAX_ARRAY_BYTES or got != nbytes:
+            raise ProtocolError(f"{mtype}: array {name!r} should be {nbytes} bytes, got {got}")
+        arrays[name] = np.frombuffer(buf, dtype=dtype) if length else np.empty(0, dtype)
+    return arrays
+
+
+# --- bar batches: many symbols' bars in one message ---------------------------------------------
+BATCH_FIELDS = ("slot", "ts", "open", "high", "low", "close", "volume")
+
+
+def batch_arrays(slots: np.ndarray, bars, prefix: str = "") -> dict[str, np.ndarray]:
+    """Columnar arrays for a bar batch: slot (int32 index into the session symbol table) + OHLCV."""
+    out = {prefix + "slot": np.asarray(slots, dtype=np.int32), prefix + "ts": bars.ts}
+    for name in BATCH_FIELDS[2:]:
+        out[prefix + name] = getattr(bars, name)
+    return out
+
+
+def batch_from_arrays(arrays: dict[str, np.ndarray], prefix: str = ""):
+    """(slots, Bars) back from a message's arrays; checks that every column has the same length."""
+    from common.domain.bars import Bars
+
+    try:
+        cols = [arrays[prefix + name] for name in BATCH_FIELDS]
+    except KeyError as exc:
+        raise ProtocolError(f"bar batch is missing column {exc.args[0]!r}") from None
+    length = len(cols[0])
+    if any(len(c) != length for c in cols):
+        raise ProtocolError("bar batch columns have different lengths")
+    return cols[0], Bars(*cols[1:])
+
+
+# --- acknowledgements and registrations --------------------------------------------------------
+ACK_KINDS = ("step", "snapshot", "flushed")
+STAGE_ROLES = ("participant", "observer")
+
+
+def ack(stage: str, kind: str, ref: int, busy_ns: int = 0, clock: int = 0) -> Message:
+    if kind not in ACK_KINDS:
+        raise ProtocolError(f"unknown ack kind {kind!r}")
+    return Message(ACK, {"stage": stage, "kind": kind, "ref": ref, "busy_ns": busy_ns}, clock=clock)
+
+
+# --- sequence checking ---------------------------------------------------------------------------
+class SequenceChecker:
+    """Checks per-publisher sequence numbers; reports every gap instead of hiding it."""
+
+    def __init__(self, join_anywhere: bool = False):
+        """`join_anywhere`: the first message of a publisher sets the baseline (a late joiner, whose
+        snapshot covers what came before); otherwise sequenced messages must start at 1."""
+        self.last: dict[str, int] = {}
+        self.join_anywhere = join_anywhere
+
+    def check(self, msg: Message) -> int:
+        """Returns how many messages were lost before `msg` (0 when contiguous)."""
+        last = self.last.get(msg.pub)
+        if msg.type == HEARTBEAT:
+            if last is None:  # joining: the first heartbeat gives the baseline
+                self.last[msg.pub] = msg.seq
+                return 0
+            if msg.seq <= last:
+                return 0
+            gap = msg.seq - last
+            self.last[msg.pub] = msg.seq
+        elif last is None and self.join_anywhere:
+            self.last[msg.pub] = msg.seq
+            return 0
+        else:
+            expected = 1 if last is None else last + 1
+            gap = msg.seq - expected
+            self.last[msg.pub] = msg.seq
+            if gap < 0:  # the publisher restarted: what we had from it is no longer continued
+                raise SequenceRestart(f"{msg.pub}: seq {msg.seq} after {last}: the publisher restarted")
+        return gap
+
+
+class Publisher:
+    """Stamps outgoing messages with this publisher's id and next sequence number."""
+
+    def __init__(self, socket, name: str):
+        self.socket = socket
+        self.name = name
+        self.seq = 0
+
+    def send(self, msg: Message) -> list:
+        """Stamp and send; returns the frames (the coordinator journals them for late joiners)."""
+        msg.pub = self.name
+        if msg.type in SEQUENCED:
+            self.seq += 1
+        msg.seq = self.seq
+        frames = encode(msg)
+        self.socket.send_multipart(frames, copy=False)
+        return frames
+
+    def heartbeat(self, clock: int = 0, step: int = 0) -> None:
+        self.send(Message(HEARTBEAT, clock=clock, step=step))

@@ -1,0 +1,190 @@
+"""Coordinator process: the clock, the calendar, the bar queues; a poller loop around SessionEngine.
+
+Sockets: PUB (session events and bars), ROUTER (ctl commands and stage registrations), PULL (acks).
+Run: python -m services.coordinator --config configs/default.json
+"""
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+
+import click
+import zmq
+
+from common.wire import protocol as P
+from common.domain.calendar import TradingCalendar
+from common.config import ConfigError, load_config
+from services.coordinator.engine import CommandError, SessionEngine
+from common.logsetup import setup_logging
+from common.stage.runtime import ignore_termination
+from common.data.store import BarStore, StoreError
+
+STOP_GRACE_S = 4.0
+
+
+def _reply_frames(envelope: list, body: dict) -> list:
+    return envelope + P.encode(P.Message(P.REPLY, body))
+
+
+def _split_envelope(frames: list) -> tuple[list, list]:
+    """ROUTER frames -> (routing envelope incl. the empty delimiter if REQ, payload frames)."""
+    for i, frame in enumerate(frames):
+        if len(frame) == 0:
+            return frames[: i + 1], frames[i + 1:]
+    return frames[:1], frames[1:]
+
+
+def serve(config_path: str) -> int:
+    log = setup_logging("coordinator")
+    try:
+        config = load_config(config_path)
+        calendar = TradingCalendar(config.calendar)
+    except (ConfigError, ValueError) as exc:
+        log.error("config error: %s", exc)
+        return 2
+    ctx = zmq.Context.instance()
+    pub = ctx.socket(zmq.PUB)
+    pub.setsockopt(zmq.SNDHWM, config.pub_hwm)
+    pub.setsockopt(zmq.LINGER, 1000)
+    router = ctx.socket(zmq.ROUTER)
+    router.setsockopt(zmq.LINGER, 0)
+    pull = ctx.socket(zmq.PULL)
+    pull.setsockopt(zmq.LINGER, 0)
+    try:
+        pub.bind(config.endpoints["coordinator_pub"])
+        router.bind(config.endpoints["coordinator_router"])
+        pull.bind(config.endpoints["coordinator_pull"])
+    except zmq.ZMQError as exc:
+        log.error("cannot bind endpoints %s: %s", config.endpoints, exc)
+        return 2
+    publisher = P.Publisher(pub, "coordinator")
+    store = BarStore(config.data_root)
+    engine = SessionEngine(config, calendar, store, publisher.send)
+    stop_signal = []
+    signal.signal(signal.SIGTERM, lambda *_: stop_signal.append(1))
+    signal.signal(signal.SIGINT, lambda *_: stop_signal.append(1))
+    log.info("listening: pub %s, commands %s, acks %s; waiting for stages %s; %d session(s) %s..%s",
+             config.endpoints["coordinator_pub"], config.endpoints["coordinator_router"],
+             config.endpoints["coordinator_pull"], ", ".join(config.stages), len(engine.sessions),
+             engine.sessions[0], engine.sessions[-1])
+    poller = zmq.Poller()
+    poller.register(router, zmq.POLLIN)
+    poller.register(pull, zmq.POLLIN)
+    last_beat = 0.0
+    end_deadline = None
+    exit_code = 0
+    while True:
+        now = time.monotonic()
+        if stop_signal and not engine.stop_requested:
+            log.info("signal received: stopping")
+            engine.request_stop()
+        try:
+            wait = engine.advance(now)
+        except (StoreError, ValueError) as exc:
+            log.error("session aborted: %s", exc)
+            engine.stop_requested = True
+            engine._end_backtest("error")
+            exit_code = 1
+            wait = None
+        if engine.state == "ending":
+            if end_deadline is None:
+                end_deadline = now + (STOP_GRACE_S if engine.stop_requested else max(30.0, config.ack_timeout_s))
+            if engine.all_flushed() or now > end_deadline:
+                if not engine.all_flushed():
+                    log.error("stages did not confirm flush in time: %s",
+                              [s.name for s in engine.participants() if not s.flushed])
+                # SHUTDOWN either way: a stage that was only slow flushes on BACKTEST_END and then exits
+                publisher.send(P.Message(P.SHUTDOWN, step=engine.global_step, clock=engine.clock_ns))
+                break
+        if engine.state == "done":
+            break
+        beat_every = config.heartbeat_s if engine.state != "waiting" else 0.05
+        if now - last_beat >= beat_every:
+            publisher.heartbeat(clock=engine.clock_ns, step=engine.global_step)
+            last_beat = now
+        timeout = beat_every if wait is None else min(wait, beat_every)
+        events = dict(poller.poll(timeout=max(0, int(timeout * 1000))))
+        if pull in events:
+            _drain_acks(pull, engine, log)
+        if router in events:
+            _serve_commands(router, engine, log)
+    ignore_termination()
+    for line in engine.report_lines():
+        log.info("%s", line)
+    log.info("performance json: %s", json.dumps(engine.performance_report()))
+    pub.close()
+    router.close()
+    pull.close()
+    ctx.term()
+    return exit_code
+
+
+def _drain_acks(pull, engine: SessionEngine, log) -> None:
+    while True:
+        try:
+            frames = pull.recv_multipart(flags=zmq.NOBLOCK)
+        except zmq.Again:
+            return
+        try:
+            msg = P.decode(frames)
+            if msg.type != P.ACK:
+                raise P.ProtocolError(f"expected ACK on the ack socket, got {msg.type}")
+        except P.ProtocolError as exc:
+            log.error("malformed ack dropped: %s", exc)
+            continue
+        try:
+            engine.on_ack(msg.body)
+        except (TypeError, ValueError) as exc:
+            log.error("bad ack from %s dropped: %s", msg.body.get("stage"), exc)
+
+
+def _serve_commands(router, engine: SessionEngine, log) -> None:
+    while True:
+        try:
+            frames = router.recv_multipart(flags=zmq.NOBLOCK)
+        except zmq.Again:
+            return
+        envelope, payload = _split_envelope(frames)
+        is_hello = False
+        try:
+            msg = P.decode(payload)
+            is_hello = msg.type == P.HELLO
+            if is_hello:
+                pid = msg.body.get("pid")
+                body = engine.on_hello(msg.body["stage"], msg.body["role"], pid if isinstance(pid, int) else 0)
+                if msg.body.get("snapshot"):
+                    _send_snapshot(router, envelope, engine, body, log, msg.body["stage"])
+                    continue
+            elif msg.type == P.COMMAND:
+                body = engine.command(msg.body["name"], msg.body["args"], msg.body["request_id"])
+                if not body.get("ok"):
+                    log.warning("command %s refused: %s", msg.body["name"], body.get("error"))
+            else:
+                raise P.ProtocolError(f"expected HELLO or COMMAND, got {msg.type}")
+        except (P.ProtocolError, CommandError, KeyError, TypeError, ValueError) as exc:
+            log.error("bad request: %s", exc)
+            body = {"ok": False, "error": str(exc), "hello": is_hello}
+        router.send_multipart(_reply_frames(envelope, body))
+
+
+def _send_snapshot(router, envelope: list, engine: SessionEngine, body: dict, log, stage: str) -> None:
+    """Clone-pattern snapshot: REPLY {parts, seq}, then the session journal, one message per part."""
+    seq, journal = engine.snapshot()
+    router.send_multipart(_reply_frames(envelope, {**body, "parts": len(journal), "seq": seq}))
+    for frames in journal:
+        router.send_multipart(envelope + frames, copy=False)
+    log.info("snapshot sent to %s: %d message(s) up to seq %d", stage, len(journal), seq)
+
+
+@click.command()
+@click.option("--config", "config_path", default="configs/default.json", show_default=True,
+              help="Session config (JSON).")
+def main(config_path: str) -> None:
+    """Run the coordinator."""
+    sys.exit(serve(config_path))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,22 @@
+"""Quality process: per-symbol data quality (% of expected bars present) and gap lists.
+
+Sockets: SUB coordinator, PUB quality (one answer per STEP/HISTORY/CATCHUP_SNAPSHOT/SESSION_END), PUSH acks.
+Run: python -m services.quality --config configs/default.json
+"""
+import sys
+
+import click
+
+from common.answers.quality import QualityHandler
+from common.stage.runtime import stage_main
+
+
+@click.command()
+@click.option("--config", "config_path", default="configs/default.json", show_default=True)
+def main(config_path: str) -> None:
+    """Run the quality monitor."""
+    sys.exit(stage_main("quality", QualityHandler, config_path, publishes=True))
+
+
+if __name__ == "__main__":
+    main()
