@@ -13,7 +13,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common.domain.timeconv import interval_minutes, parse_date, parse_wall_time
+from common.domain.interval import Interval
+from common.domain.timeconv import parse_date, parse_wall_time
 
 TICKER_RE = re.compile(r"^[A-Z][A-Z0-9.\-]{0,9}$")
 STAGE_NAMES = ("processor", "quality", "analysis")
@@ -85,10 +86,13 @@ class SessionConfig:
     dump_replica: bool = False
     raw: dict = field(default_factory=dict)
 
-    def derived_minutes(self) -> list[int]:
+    def derived_intervals(self) -> list[Interval]:
         """N-minute intervals the processor generates (every stream except 1m, plus indicator ones)."""
-        wanted = set(self.streams) | {e["interval"] for e in self.indicators}
-        return sorted({interval_minutes(i) for i in wanted if i != "1m" and interval_minutes(i) > 0})
+        wanted = {Interval.parse(i) for i in set(self.streams) | {e["interval"] for e in self.indicators}}
+        return sorted(i for i in wanted if not i.daily and i.minutes > 1)
+
+    def derived_minutes(self) -> list[int]:
+        return [i.minutes for i in self.derived_intervals()]
 
     def history_days(self, symbol: str) -> int:
         """Trailing days of 1m history this symbol gets (max over the entries that apply to it)."""
@@ -116,10 +120,10 @@ def _only_keys(obj: dict, allowed: set, where: str) -> None:
 def _interval(value, where: str, allow_daily: bool = False) -> str:
     _expect(value, str, where, "an interval like '5m'")
     try:
-        minutes = interval_minutes(value)
+        interval = Interval.parse(value)
     except ValueError as exc:
         raise ConfigError(f"{where}: {exc}") from None
-    if minutes == 0 and not allow_daily:
+    if interval.daily and not allow_daily:
         raise ConfigError(f"{where}: '1d' is only allowed in historical intervals")
     return value
 
@@ -288,8 +292,28 @@ def parse_config(obj: dict, path: str = "<config>") -> SessionConfig:
                      "flow", "endpoints", "data_root", "results_dir", "dump_replica", "description"}, "")
     if "session" not in obj:
         raise ConfigError("session: required")
-    session = _parse_session(obj["session"])
-    flow = obj.get("flow", {})
+    data_root = os.environ.get("SESSION_DATA_ROOT") or _expect(
+        obj.get("data_root", "data/store"), str, "data_root", "a folder path")
+    results_dir = os.environ.get("SESSION_RESULTS_DIR") or _expect(
+        obj.get("results_dir", "results"), str, "results_dir", "a folder path")
+    return SessionConfig(
+        path=path,
+        historical=_parse_historical(obj.get("historical", [])),
+        indicators=_parse_indicators(obj.get("indicators", [])),
+        strategies=_parse_strategies(obj.get("strategies", [])),
+        schedule=_parse_schedule(obj.get("schedule", [])),
+        stages=_parse_stages(obj.get("stages", list(STAGE_NAMES))),
+        endpoints=_parse_endpoints(obj.get("endpoints", {})),
+        data_root=Path(data_root),
+        results_dir=Path(results_dir),
+        dump_replica=_expect(obj.get("dump_replica", False), bool, "dump_replica", "true or false"),
+        raw=obj,
+        **_parse_flow(obj.get("flow", {})),
+        **_parse_session(obj["session"]),
+    )
+
+
+def _parse_flow(flow) -> dict:
     _expect(flow, dict, "flow", "an object")
     _only_keys(flow, {"window", "ack_timeout_s", "heartbeat_s", "pub_hwm"}, "flow")
     pub_hwm = _positive_int(flow.get("pub_hwm", 10_000), "flow.pub_hwm", 10_000_000)
@@ -298,34 +322,15 @@ def parse_config(obj: dict, path: str = "<config>") -> SessionConfig:
     heartbeat = float(_expect(flow.get("heartbeat_s", 0.5), (int, float), "flow.heartbeat_s", "seconds"))
     if ack_timeout <= 0 or heartbeat <= 0:
         raise ConfigError("flow: ack_timeout_s and heartbeat_s must be > 0")
-    stages = obj.get("stages", list(STAGE_NAMES))
+    return {"flow_window": window, "pub_hwm": pub_hwm, "ack_timeout_s": ack_timeout, "heartbeat_s": heartbeat}
+
+
+def _parse_stages(stages) -> tuple[str, ...]:
     _expect(stages, list, "stages", "a list of stage names")
     for i, stage in enumerate(stages):
         if stage not in STAGE_NAMES:
             raise ConfigError(f"stages[{i}]: {stage!r} is not one of {', '.join(STAGE_NAMES)}")
-    data_root = os.environ.get("SESSION_DATA_ROOT") or _expect(
-        obj.get("data_root", "data/store"), str, "data_root", "a folder path")
-    results_dir = os.environ.get("SESSION_RESULTS_DIR") or _expect(
-        obj.get("results_dir", "results"), str, "results_dir", "a folder path")
-    indicators = _parse_indicators(obj.get("indicators", []))
-    return SessionConfig(
-        path=path,
-        historical=_parse_historical(obj.get("historical", [])),
-        indicators=indicators,
-        strategies=_parse_strategies(obj.get("strategies", [])),
-        schedule=_parse_schedule(obj.get("schedule", [])),
-        stages=tuple(stages),
-        flow_window=window,
-        pub_hwm=pub_hwm,
-        ack_timeout_s=ack_timeout,
-        heartbeat_s=heartbeat,
-        endpoints=_parse_endpoints(obj.get("endpoints", {})),
-        data_root=Path(data_root),
-        results_dir=Path(results_dir),
-        dump_replica=_expect(obj.get("dump_replica", False), bool, "dump_replica", "true or false"),
-        raw=obj,
-        **session,
-    )
+    return tuple(stages)
 
 
 def load_config(path: str | os.PathLike) -> SessionConfig:

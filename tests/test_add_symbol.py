@@ -27,7 +27,7 @@ RECORDER = [{"class": "support.recording:CallbackRecorder", "name": "recorder"}]
 
 @pytest.fixture(scope="module")
 def real_store(tmp_path_factory, calendar):
-    from common.data.csvimport import import_csv
+    from services.ctl.csvimport import import_csv
     from common.data.generate import generate
     from common.data.store import BarStore
 

@@ -12,6 +12,7 @@ from common.domain.aggregate import (WindowAggregator, aggregate_session, aggreg
                               window_end)
 from common.domain.bars import FIELDS, Bars
 from common.domain.timeconv import NS_PER_MIN, UTC, ns_from_datetime
+from support.state import aggregator_state, aggregator_from_state
 from support.asserts import assert_same_state
 
 OPEN = ns_from_datetime(dt.datetime(2025, 7, 2, 13, 30, tzinfo=UTC))
@@ -143,13 +144,13 @@ def test_seed_slot_equals_streaming(seed, n_symbols, minutes, session, density, 
     run(seeded, feed, OPEN, clock, seeded_out, skip_slot=late)
     catch_up = seeded.seed_slot(late, symbols[late], clock)
 
-    assert_same_state(seeded.state(), reference.state())
+    assert_same_state(aggregator_state(seeded), aggregator_state(reference))
     assert_same(catch_up, collected(ref_out, late))
     full = aggregate_session(symbols[late], OPEN, close, minutes)
     assert_same(catch_up, restricted(full, OPEN, close, minutes, clock))
 
     # both go on identically to the close, and so does a process taking over from the state
-    taken_over, taken_out = WindowAggregator.from_state(reference.state()), {}
+    taken_over, taken_out = aggregator_from_state(aggregator_state(reference)), {}
     run(reference, feed, clock, close, ref_out)
     run(seeded, feed, clock, close, seeded_out)
     run(taken_over, feed, clock, close, taken_out)
@@ -158,7 +159,7 @@ def test_seed_slot_equals_streaming(seed, n_symbols, minutes, session, density, 
                     (Bars.concat([catch_up[0], collected(seeded_out, slot)[0]]),
                      np.concatenate([catch_up[1], collected(seeded_out, slot)[1]])),
                     collected(ref_out, slot))
-    assert_same_state(taken_over.state(), reference.state())
+    assert_same_state(aggregator_state(taken_over), aggregator_state(reference))
 
 
 # ------------------------------------------------------------------------------------ unit checks
@@ -252,7 +253,7 @@ def test_resize_and_clear_slot():
     one = np.array([1.0])
     aggregator.on_step(OPEN + NS_PER_MIN, np.array([0]), one, one, one, one, one)
     aggregator.resize(3)
-    assert aggregator.n_slots == 3 and aggregator.state()["count"].tolist() == [1, 0, 0]
+    assert aggregator.n_slots == 3 and aggregator_state(aggregator)["count"].tolist() == [1, 0, 0]
     for k in range(2, 5):
         aggregator.on_step(OPEN + k * NS_PER_MIN, np.array([0, 2]), *(np.array([k, k], float),) * 5)
     aggregator.clear_slot(0)

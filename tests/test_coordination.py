@@ -10,9 +10,8 @@ from common.wire import protocol as P
 from services.analysis.handler import AnalysisHandler, Context
 from common.config import ConfigError, parse_config
 from services.coordinator.engine import SessionEngine
-from common.answers.derived import ProcessorHandler
-from common.answers.quality import QualityHandler
-from common.stage.runtime import RESPONSES
+from services.processor.handler import ProcessorHandler
+from services.quality.handler import QualityHandler
 from common.domain.timeconv import NS_PER_MIN
 
 
@@ -123,7 +122,7 @@ def test_analysis_context_gaps_equal_the_store(sample_store, calendar):
         answers = {}
         for name, stage in (("processor", processor), ("quality", quality)):
             out = stage.handle(msg, {})
-            if msg.type in RESPONSES[name]:
+            if msg.type in P.ANSWERS[name]:
                 answers[name] = out[0]
         analysis.handle(msg, answers)
         if msg.type == P.STEP and msg.clock == engine.open_ns + 200 * NS_PER_MIN:

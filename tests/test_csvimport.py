@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from common.domain.calendar import TradingCalendar
-from common.data.csvimport import CsvImportError, import_csv, parse_csv, symbol_from_filename
+from services.ctl.csvimport import CsvImportError, import_csv, parse_csv, symbol_from_filename
 from common.data.store import BarStore
 from common.domain.timeconv import exchange_ns
 

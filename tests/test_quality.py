@@ -11,6 +11,7 @@ from hypothesis import given, settings, strategies as st
 from common.domain.quality import (QualityTracker, historical_quality, missing_runs, session_gaps,
                             session_quality, window_quality)
 from common.domain.timeconv import NS_PER_MIN, UTC, ns_from_datetime
+from support.state import tracker_state, tracker_from_state
 from support.asserts import assert_same_state
 
 OPEN = ns_from_datetime(dt.datetime(2025, 7, 2, 13, 30, tzinfo=UTC))
@@ -132,14 +133,14 @@ def test_seed_slot_equals_streaming(seed, n_symbols, minutes, session, density, 
         reference.on_step(t, step_slots(symbols, t))
         seeded.on_step(t, step_slots(symbols, t, skip=late))
     seeded.seed_slot(late, symbols[late], clock)
-    assert_same_state(seeded.state(), reference.state())
-    taken_over = QualityTracker.from_state(reference.state())
+    assert_same_state(tracker_state(seeded), tracker_state(reference))
+    taken_over = tracker_from_state(tracker_state(reference))
     for t in clocks(clock, close):
         slots = step_slots(symbols, t)
         changed = [tr.on_step(t, slots) for tr in (reference, seeded, taken_over)]
         assert np.array_equal(changed[0], changed[1]) and np.array_equal(changed[0], changed[2])
-    assert_same_state(seeded.state(), reference.state())
-    assert_same_state(taken_over.state(), reference.state())
+    assert_same_state(tracker_state(seeded), tracker_state(reference))
+    assert_same_state(tracker_state(taken_over), tracker_state(reference))
 
 
 def test_changed_only_when_a_value_moves():

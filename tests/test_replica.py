@@ -5,7 +5,7 @@ import numpy as np
 
 from common.domain.bars import Bars
 from services.coordinator.day import DayBatch, merge_step
-from common.stage.replica import SessionReplica, split_by_slot
+from common.stage.replica import SessionReplica
 from common.domain.timeconv import NS_PER_MIN
 
 OPEN = 1_751_463_000_000_000_000  # 2025-07-02 09:30 ET
@@ -60,11 +60,3 @@ def test_grids_grow_past_their_headroom_without_losing_data():
         slot = replica.add_symbol(f"S{i}")
         replica.append_bars("1m", np.array([slot]), bars_at([i]))
     assert all(replica.bars(f"S{i}").ts.tolist() == [OPEN + i * NS_PER_MIN] for i in range(40))
-
-
-def test_split_by_slot_keeps_time_order():
-    slots = np.array([2, 0, 2, 0], np.int32)
-    bars = bars_at([0, 1, 2, 3])
-    parts = split_by_slot(slots, bars)
-    assert parts[0].ts.tolist() == [OPEN + NS_PER_MIN, OPEN + 3 * NS_PER_MIN]
-    assert parts[2].ts.tolist() == [OPEN, OPEN + 2 * NS_PER_MIN]

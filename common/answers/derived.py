@@ -1,7 +1,10 @@
-"""Processor logic: derived N-minute bars and incremental indicators, answered once per step.
+"""Derived answers: N-minute bars and incremental indicators computed from the coordinator's messages.
 
-Its replica holds the 1m session (the symbol table and what it received); the derived bars it computes
-live in the aggregators and go out in its answers, so it does not store them twice.
+The processor process publishes these answers; a late-joining analysis process recomputes them with
+this same code while it replays the coordinator's journal (so its replica equals the processor's
+output without a second snapshot). Its replica holds the 1m session (the symbol table and what it
+received); the derived bars it computes live in the aggregators and go out in its answers, so it does
+not store them twice.
 
 Per session the processor keeps one WindowAggregator per derived interval and one Indicator object per
 config entry, all vectorised over slots. Indicators run over the trailing history first (history and
@@ -13,15 +16,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from common.wire import protocol as P
 from common.domain.aggregate import WindowAggregator, aggregate_sessions
 from common.domain.bars import Bars
-from common.stage.replica import SessionReplica, apply_coordinator_message, slot_index
-
-
-def _interval_minutes(interval: str) -> int | None:
-    """'5m' -> 5, '1d' -> None."""
-    return None if interval == "1d" else int(interval[:-1])
+from common.domain.interval import DAILY, Interval
+from common.stage.replica import SessionReplica, apply_coordinator_message
+from common.wire import protocol as P
+from common.wire.payloads import (
+    BarBatch,
+    DerivedPayload,
+    IndicatorBlock,
+    slot_positions,
+)
 
 
 class IndicatorSet:
@@ -38,21 +43,15 @@ class IndicatorSet:
     def all(self):
         return [ind for inds in self.by_interval.values() for ind in inds]
 
-    def describe(self) -> list:
-        return [[interval, ind.key, list(ind.outputs)] for interval, inds in self.by_interval.items() for ind in inds]
-
-    def update(self, interval: str, slots: np.ndarray, bars: Bars, arrays: dict, used: list) -> None:
-        """Advance the interval's indicators by one bar per slot and add their values to `arrays`."""
+    def update(self, interval: str, slots: np.ndarray, bars: Bars) -> IndicatorBlock | None:
+        """Advance the interval's indicators by one bar per slot; their values at these bars."""
         inds = self.by_interval.get(interval)
         if not inds or not len(slots):
-            return
-        arrays[f"{interval}|slot"] = np.asarray(slots, np.int32)
-        arrays[f"{interval}|ts"] = bars.ts
+            return None
+        block = IndicatorBlock(np.asarray(slots, np.int32), bars.ts)
         for ind in inds:
-            values = ind.update(slots, bars.open, bars.high, bars.low, bars.close, bars.volume)
-            for output, arr in values.items():
-                arrays[f"{interval}|{ind.key}|{output}"] = np.asarray(arr, np.float64)
-            used.append([interval, ind.key, list(ind.outputs)])
+            block.add(ind.key, ind.update(slots, bars.open, bars.high, bars.low, bars.close, bars.volume))
+        return block
 
     def feed_history(self, interval: str, slots: np.ndarray, bars: Bars, session_opens: np.ndarray) -> None:
         """Feed many symbols' history through the streaming kernel, one timestamp at a time (vectorised
@@ -77,14 +76,16 @@ class IndicatorSet:
             for ind in inds:
                 ind.update(slots[lo:hi], part.open, part.high, part.low, part.close, part.volume)
 
-    def run_series(self, interval: str, slot: int, bars: Bars, session_starts: np.ndarray) -> dict:
-        """One symbol's whole series through the same kernel; returns {key|output: values}."""
-        out = {}
-        for ind in self.by_interval.get(interval, []):
-            values = ind.run_series(slot, bars.open, bars.high, bars.low, bars.close, bars.volume, session_starts)
-            for output, arr in values.items():
-                out[f"{ind.key}|{output}"] = np.asarray(arr, np.float64)
-        return out
+    def run_series(self, interval: str, slot: int, bars: Bars, session_starts: np.ndarray) -> IndicatorBlock | None:
+        """One symbol's whole series through the same kernel; its values at every bar."""
+        inds = self.by_interval.get(interval)
+        if not inds:
+            return None
+        block = IndicatorBlock(np.full(len(bars), slot, np.int32), bars.ts)
+        for ind in inds:
+            block.add(ind.key, ind.run_series(slot, bars.open, bars.high, bars.low, bars.close, bars.volume,
+                                              session_starts))
+        return block
 
     def new_session(self, slots) -> None:
         for ind in self.all():
@@ -104,141 +105,136 @@ class IndicatorSet:
             ind.reset_slot(slot)
 
 
-class ProcessorHandler:
+class DerivedAnswers:
+    """The processor's answers to coordinator messages, as DerivedPayloads (None: no answer)."""
+
     def __init__(self, config, log):
         self.config = config
         self.log = log
         self.replica = SessionReplica()
-        self.derived = config.derived_minutes()
+        self.derived = config.derived_intervals()
         wants_daily = any("1d" in h.intervals for h in config.historical)
-        self.history_intervals = [f"{m}m" for m in self.derived] + (["1d"] if wants_daily else [])
-        self.aggs: dict[int, WindowAggregator] = {}
+        self.history_intervals = self.derived + ([DAILY] if wants_daily else [])
+        self.aggs: dict[Interval, WindowAggregator] = {}
         self.indicators: IndicatorSet | None = None
-        self.prepared: dict[str, tuple] = {}  # symbol -> (history days, history intervals, warmed IndicatorSet)
+        self.prepared: dict[str, tuple] = {}  # symbol -> (history days, history per interval, warmed IndicatorSet)
         if config.indicators:
             IndicatorSet(config.indicators, 1)  # fail at start-up, not mid-run, on a bad entry
 
-    # ---- dispatch ------------------------------------------------------------------------------
-    def handle(self, msg: P.Message, answers: dict) -> list[P.Message]:
+    def answer(self, msg: P.Message) -> DerivedPayload | None:
+        """Apply one coordinator message; the payload to publish in answer, if this type gets one."""
         apply_coordinator_message(self.replica, msg)
         if msg.type == P.SESSION_START:
             self._start_session(msg)
         elif msg.type == P.STEP:
-            return [self._on_step(msg)]
+            return self._on_step(msg)
         elif msg.type == P.HISTORY:
-            return [self._on_history(msg)]
+            return self._on_history(msg)
         elif msg.type == P.PREPARE:
-            _, bars = P.batch_from_arrays(msg.arrays, "h_")
-            self.prepared[msg.body["symbol"]] = (msg.body["days"], *self._warm_up(bars, msg.body["sessions"]))
+            body = msg.body
+            self.prepared[body["symbol"]] = (body["days"], *self._warm_up(msg.payload.history.bars, body["sessions"]))
         elif msg.type == P.CATCHUP_SNAPSHOT:
-            return [self._on_catchup(msg)]
+            return self._on_catchup(msg)
         elif msg.type == P.SYMBOL_REMOVED:
             slot = self.replica.slot_of[msg.body["symbol"]]
             for agg in self.aggs.values():
                 agg.clear_slot(slot)
             self.indicators.reset_slot(slot)
-        elif msg.type == P.SESSION_END:
-            self.log.info("session %s done: %d steps", msg.body["date"], self.replica.steps)
-        return []
+        return None
 
     def _start_session(self, msg: P.Message) -> None:
         n = len(msg.body["symbols"])
         self.aggs = {}
-        for minutes in self.derived:
-            agg = WindowAggregator(minutes, n)
+        for interval in self.derived:
+            agg = WindowAggregator(interval.minutes, n)
             agg.start_session(msg.body["open_ns"], msg.body["close_ns"])
-            self.aggs[minutes] = agg
+            self.aggs[interval] = agg
         self.indicators = IndicatorSet(self.config.indicators, n)
         self.prepared = {}
 
     # ---- streaming -----------------------------------------------------------------------------
-    def _on_step(self, msg: P.Message) -> P.Message:
-        slots, bars = P.batch_from_arrays(msg.arrays)
-        slots = slots.astype(np.int64)
-        arrays: dict[str, np.ndarray] = {}
-        intervals, used = [], []
-        self.indicators.update("1m", slots, bars, arrays, used)
-        for minutes, agg in self.aggs.items():
+    def _on_step(self, msg: P.Message) -> DerivedPayload:
+        batch = msg.payload.batch
+        slots, bars = batch.slots.astype(np.int64), batch.bars
+        out = DerivedPayload()
+        self._add_block(out, "1m", self.indicators.update("1m", slots, bars))
+        for interval, agg in self.aggs.items():
             emitted = agg.on_step(msg.clock, slots, bars.open, bars.high, bars.low, bars.close, bars.volume)
             if emitted is None or not len(emitted):
                 continue
-            interval = f"{minutes}m"
-            derived = emitted.bars
-            arrays.update(P.batch_arrays(emitted.slots, derived, f"{interval}_"))
-            arrays[f"{interval}_count"] = np.asarray(emitted.count, np.int64)
-            intervals.append(interval)
-            self.indicators.update(interval, np.asarray(emitted.slots, np.int64), derived, arrays, used)
-        return P.Message(P.DERIVED, {"intervals": intervals, "indicators": used}, arrays)
-
-    # ---- history and catch-up ------------------------------------------------------------------
-    def _history_intervals(self, slots: np.ndarray, bars: Bars, sessions: list) -> dict[str, tuple]:
-        """History of many slots -> {interval: (slots, bars, counts)} incl. '1m' itself."""
-        opens = np.array([s[1] for s in sessions], dtype=np.int64)
-        closes = np.array([s[2] for s in sessions], dtype=np.int64)
-        out = {"1m": (slots, bars, np.ones(len(slots), np.int64))}
-        per_slot = slot_index(slots)
-        for interval in self.history_intervals:
-            parts_slots, parts_bars, parts_counts = [], [], []
-            for slot, index in per_slot.items():
-                derived, counts = aggregate_sessions(bars.take(index), opens, closes, _interval_minutes(interval))
-                parts_slots.append(np.full(len(derived), slot, np.int64))
-                parts_bars.append(derived)
-                parts_counts.append(np.asarray(counts, np.int64))
-            if parts_bars:
-                out[interval] = (np.concatenate(parts_slots), Bars.concat(parts_bars), np.concatenate(parts_counts))
-            else:
-                out[interval] = (np.empty(0, np.int64), Bars.empty(), np.empty(0, np.int64))
+            out.session[interval.name] = BarBatch(emitted.slots, emitted.bars, np.asarray(emitted.count, np.int64))
+            d_slots = np.asarray(emitted.slots, np.int64)
+            self._add_block(out, interval.name, self.indicators.update(interval.name, d_slots, emitted.bars))
         return out
 
-    def _on_history(self, msg: P.Message) -> P.Message:
-        slots, bars = P.batch_from_arrays(msg.arrays)
-        sessions = msg.body.get("sessions", [])
-        history = self._history_intervals(slots.astype(np.int64), bars, sessions)
-        opens = np.array([s[1] for s in sessions], dtype=np.int64)
-        for interval, (h_slots, h_bars, _) in history.items():
-            self.indicators.feed_history(interval, h_slots, h_bars, opens)
-        self.indicators.new_session(np.arange(len(self.replica.symbols)))
-        return self._snapshot_message("history", history, {}, [])
+    @staticmethod
+    def _add_block(out: DerivedPayload, interval: str, block: IndicatorBlock | None) -> None:
+        if block is not None:
+            out.indicators[interval] = block
 
-    def _snapshot_message(self, scope: str, history: dict, session: dict, indicator_rows: list) -> P.Message:
-        arrays, history_intervals = {}, []
-        for interval, (h_slots, h_bars, h_counts) in history.items():
-            if interval == "1m":
-                continue
-            arrays.update(P.batch_arrays(h_slots, h_bars, f"h:{interval}_"))
-            arrays[f"h:{interval}_count"] = h_counts
-            history_intervals.append(interval)
-        intervals = []
-        for interval, (s_slots, s_bars, s_counts) in session.items():
-            arrays.update(P.batch_arrays(s_slots, s_bars, f"{interval}_"))
-            arrays[f"{interval}_count"] = s_counts
-            intervals.append(interval)
-        for interval, slot, ts, values in indicator_rows:
-            arrays[f"{interval}|slot"] = np.full(len(ts), slot, np.int32)
-            arrays[f"{interval}|ts"] = ts
-            arrays.update({f"{interval}|{k}": v for k, v in values.items()})
-        used = [row for row in self.indicators.describe() if f"{row[0]}|slot" in arrays]
-        return P.Message(P.DERIVED_SNAPSHOT, {"intervals": intervals, "history_intervals": history_intervals,
-                                              "indicators": used, "scope": scope}, arrays)
+    # ---- history and catch-up ------------------------------------------------------------------
+    def _history_intervals(self, batch: BarBatch, sessions: list) -> dict[str, BarBatch]:
+        """History of many slots -> {interval name: batch} incl. '1m' itself."""
+        opens = np.array([s[1] for s in sessions], dtype=np.int64)
+        closes = np.array([s[2] for s in sessions], dtype=np.int64)
+        out = {"1m": BarBatch(batch.slots, batch.bars, np.ones(len(batch), np.int64))}
+        per_slot = slot_positions(batch.slots)
+        for interval in self.history_intervals:
+            parts = []
+            for slot, index in per_slot.items():
+                derived, counts = aggregate_sessions(batch.bars.take(index), opens, closes, interval.minutes)
+                parts.append(BarBatch.of_slot(slot, derived, np.asarray(counts, np.int64)))
+            out[interval.name] = _concat_batches(parts)
+        return out
+
+    def _on_history(self, msg: P.Message) -> DerivedPayload:
+        batch = msg.payload.batch
+        sessions = msg.body.get("sessions", [])
+        history = self._history_intervals(BarBatch(batch.slots.astype(np.int64), batch.bars), sessions)
+        opens = np.array([s[1] for s in sessions], dtype=np.int64)
+        for interval, h in history.items():
+            self.indicators.feed_history(interval, h.slots, h.bars, opens)
+        self.indicators.new_session(np.arange(len(self.replica.symbols)))
+        return DerivedPayload(history={k: v for k, v in history.items() if k != "1m"}, scope="history")
 
     def _warm_up(self, h_bars: Bars, sessions: list) -> tuple[dict, IndicatorSet]:
         """A symbol's history through the indicator kernels in a one-slot scratch set: (history per
         interval, warmed set). Same bars, same kernels: the state equals warming the symbol's own slot."""
-        history = self._history_intervals(np.zeros(len(h_bars), np.int64), h_bars, sessions)
+        history = self._history_intervals(BarBatch.of_slot(0, h_bars), sessions)
         opens = np.array([s[1] for s in sessions], dtype=np.int64)
         scratch = IndicatorSet(self.config.indicators, 1)
-        for interval, (_, bars, _) in history.items():
-            starts = np.zeros(len(bars), bool)
-            if len(bars):
-                session_of = np.searchsorted(opens, bars.ts, side="right")
+        for interval, h in history.items():
+            starts = np.zeros(len(h), bool)
+            if len(h):
+                session_of = np.searchsorted(opens, h.bars.ts, side="right")
                 starts[0] = True
                 starts[1:] = np.diff(session_of) != 0
-            scratch.run_series(interval, 0, bars, starts)
+            scratch.run_series(interval, 0, h.bars, starts)
         scratch.new_session([0])
         return history, scratch
 
-    def _on_catchup(self, msg: P.Message) -> P.Message:
-        slot = msg.body["slot"]
+    def _on_catchup(self, msg: P.Message) -> DerivedPayload:
+        slot, body = msg.body["slot"], msg.body
+        self._make_room(slot)
+        prepared = self.prepared.pop(body["symbol"], None)
+        if prepared is None or prepared[0] != body["days"]:
+            prepared = (body["days"], *self._warm_up(msg.payload.history.bars, body.get("sessions", [])))
+        _, history, scratch = prepared
+        self.indicators.copy_slot(scratch, 0, slot)
+        s_bars = msg.payload.session.bars
+        out = DerivedPayload(scope="catchup")
+        out.history = {k: BarBatch.of_slot(slot, h.bars, h.counts) for k, h in history.items() if k != "1m"}
+        series = {"1m": s_bars}
+        for interval, agg in self.aggs.items():
+            done, counts = agg.seed_slot(slot, s_bars, msg.clock)
+            series[interval.name] = done
+            out.session[interval.name] = BarBatch.of_slot(slot, done, np.asarray(counts, np.int64))
+        for interval, bars in series.items():
+            self._add_block(out, interval, self.indicators.run_series(interval, slot, bars, np.zeros(len(bars), bool)))
+        return out
+
+    def _make_room(self, slot: int) -> None:
+        """Aggregators and indicators get a (cleared) column for an added symbol's slot."""
         n = slot + 1
         for agg in self.aggs.values():
             if agg.n_slots < n:
@@ -246,24 +242,10 @@ class ProcessorHandler:
             else:
                 agg.clear_slot(slot)
         self.indicators.resize(max(n, len(self.replica.symbols)))
-        prepared = self.prepared.pop(msg.body["symbol"], None)
-        if prepared is None or prepared[0] != msg.body["days"]:
-            _, h_bars = P.batch_from_arrays(msg.arrays, "h_")
-            prepared = (msg.body["days"], *self._warm_up(h_bars, msg.body.get("sessions", [])))
-        _, history, scratch = prepared
-        history = {k: (np.full(len(b), slot, np.int64), b, c) for k, (_, b, c) in history.items()}
-        self.indicators.copy_slot(scratch, 0, slot)
-        _, s_bars = P.batch_from_arrays(msg.arrays, "s_")
-        session = {}
-        indicator_rows = []
-        s_series = {"1m": (s_bars, np.ones(len(s_bars), np.int64))}
-        for minutes, agg in self.aggs.items():
-            done, counts = agg.seed_slot(slot, s_bars, msg.clock)
-            interval = f"{minutes}m"
-            s_series[interval] = (done, np.asarray(counts, np.int64))
-            session[interval] = (np.full(len(done), slot, np.int64), done, np.asarray(counts, np.int64))
-        for interval, (bars, _) in s_series.items():
-            values = self.indicators.run_series(interval, slot, bars, np.zeros(len(bars), bool))
-            if values:
-                indicator_rows.append((interval, slot, bars.ts, values))
-        return self._snapshot_message("catchup", history, session, indicator_rows)
+
+
+def _concat_batches(parts: list[BarBatch]) -> BarBatch:
+    if not parts:
+        return BarBatch.empty(with_counts=True)
+    return BarBatch(np.concatenate([p.slots for p in parts]), Bars.concat([p.bars for p in parts]),
+                    np.concatenate([p.counts for p in parts]))

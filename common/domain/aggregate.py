@@ -256,34 +256,3 @@ class WindowAggregator:
         for field in _VALUE_FIELDS:
             self._values[field][slot] = getattr(partial, field)[0] if len(partial) else 0.0
         return done, counts
-
-    # -- hand-over -----------------------------------------------------------------------------
-
-    def state(self) -> dict:
-        """Plain dict (ints and numpy arrays) a late-joining process can `load_state` from.
-
-        Values of empty slots are written as NaN so that equal states compare equal.
-        """
-        empty = self._count == 0
-        state = {"minutes": self.minutes, "open_ns": self.open_ns, "close_ns": self.close_ns,
-                 "clock_ns": self.clock_ns, "count": self._count.copy()}
-        for field in _VALUE_FIELDS:
-            state[field] = np.where(empty, np.nan, self._values[field])
-        return state
-
-    def load_state(self, state: dict) -> None:
-        if int(state["minutes"]) != self.minutes:
-            raise ValueError(f"state is for {state['minutes']}-minute windows, not {self.minutes}")
-        self._count = np.array(state["count"], np.int64)
-        for field in _VALUE_FIELDS:
-            self._values[field] = np.array(state[field], np.float64)
-        self.open_ns, self.close_ns, self.clock_ns = state["open_ns"], state["close_ns"], state["clock_ns"]
-        if self.clock_ns is not None:
-            self.open_ns, self.close_ns, self.clock_ns = int(self.open_ns), int(self.close_ns), int(self.clock_ns)
-            self._set_window(self._window_start_after(self.clock_ns))
-
-    @classmethod
-    def from_state(cls, state: dict) -> "WindowAggregator":
-        aggregator = cls(int(state["minutes"]))
-        aggregator.load_state(state)
-        return aggregator

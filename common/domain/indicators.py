@@ -1170,15 +1170,15 @@ def validate_indicator(entry, where: str) -> dict:
 
 
 def _check_interval(value, where: str) -> str:
-    from common.domain.timeconv import interval_minutes
+    from common.domain.interval import Interval
 
     if not isinstance(value, str):
         raise ValueError(f"{where}: expected an interval like '5m', got {value!r}")
     try:
-        minutes = interval_minutes(value)
+        interval = Interval.parse(value)
     except ValueError as exc:
         raise ValueError(f"{where}: {exc}") from None
-    if minutes == 0:
+    if interval.daily:
         raise ValueError(f"{where}: indicators run on intraday intervals, not {value!r}")
     return value
 

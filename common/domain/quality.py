@@ -335,36 +335,3 @@ class QualityTracker:
         self._reported_pct[slot] = self.pct([slot])[0] if seen else np.nan
         self._reported_completeness[slot] = self.completeness([slot])[0] if seen else np.nan
         self._gaps[slot] = runs
-
-    # -- hand-over -----------------------------------------------------------------------------
-
-    def state(self) -> dict:
-        """Plain dict (ints and numpy arrays; closed gaps flattened) for `from_state`."""
-        gap_slot = np.repeat(np.arange(self.n_slots, dtype=np.int64), [len(g) for g in self._gaps])
-        flat = np.array([gap for gaps in self._gaps for gap in gaps], np.int64).reshape(-1, 2)
-        return {
-            "minutes": self.minutes, "open_ns": self.open_ns, "close_ns": self.close_ns,
-            "clock_ns": self.clock_ns, "closed": self._closed, "window_end": self._window_end,
-            "active": self._active.copy(), "in_window": self._in_window.copy(),
-            "present": self._present.copy(), "last_present": self._last_present.copy(),
-            "completeness_sum": self._completeness_sum.copy(),
-            "reported_pct": self._reported_pct.copy(),
-            "reported_completeness": self._reported_completeness.copy(),
-            "gap_slot": gap_slot, "gap_first": flat[:, 0].copy(), "gap_last": flat[:, 1].copy(),
-        }
-
-    @classmethod
-    def from_state(cls, state: dict) -> "QualityTracker":
-        tracker = cls(len(state["active"]), int(state["minutes"]))
-        for key in ("open_ns", "close_ns", "clock_ns"):
-            setattr(tracker, key, None if state[key] is None else int(state[key]))
-        tracker._closed, tracker._window_end = int(state["closed"]), int(state["window_end"])
-        tracker._active = np.array(state["active"], bool)
-        for key in ("in_window", "present", "last_present"):
-            setattr(tracker, f"_{key}", np.array(state[key], np.int64))
-        for key in ("completeness_sum", "reported_pct", "reported_completeness"):
-            setattr(tracker, f"_{key}", np.array(state[key], np.float64))
-        for slot, first, last in zip(*(np.asarray(state[k]).tolist() for k in ("gap_slot", "gap_first", "gap_last"))):
-            tracker._gaps[slot].append((first, last))
-        tracker._n_closed_gaps = np.array([len(g) for g in tracker._gaps], np.int64)
-        return tracker

@@ -8,7 +8,6 @@ display, and calendar lookups. A bar is labelled by its *open* time and becomes 
 from __future__ import annotations
 
 import datetime as dt
-import re
 from zoneinfo import ZoneInfo
 
 NS_PER_SEC = 1_000_000_000
@@ -18,7 +17,6 @@ EXCHANGE_TZ = ZoneInfo("America/New_York")
 UTC = dt.timezone.utc
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
 
-_INTERVAL_RE = re.compile(r"^([1-9][0-9]{0,3})([md])$")
 
 
 def ns_from_datetime(value: dt.datetime) -> int:
@@ -77,16 +75,3 @@ def fmt_exchange(ns: int | None, with_date: bool = False, tz: dt.tzinfo = EXCHAN
 
 def fmt_utc(ns: int) -> str:
     return datetime_from_ns(ns, UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def interval_minutes(interval: str) -> int:
-    """'1m' -> 1, '15m' -> 15, '1d' -> 0 (a session bar, not a fixed number of minutes)."""
-    match = _INTERVAL_RE.match(interval)
-    if not match:
-        raise ValueError(f"{interval!r} is not an interval like 1m, 5m, 15m or 1d")
-    count, unit = int(match.group(1)), match.group(2)
-    if unit == "d":
-        if count != 1:
-            raise ValueError(f"{interval!r}: only 1d is supported for daily bars")
-        return 0
-    return count

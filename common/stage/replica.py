@@ -8,8 +8,6 @@ can name symbols by slot.
 """
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 
 from common.domain.bars import FIELDS, Bars
@@ -252,92 +250,51 @@ class SessionReplica:
                         out[f"{symbol}/history/{interval}/{f}"] = getattr(bars, f)
         return out
 
-    def digest(self) -> str:
-        """SHA-256 over export(): equal digests mean byte-identical replicas."""
-        h = hashlib.sha256()
-        for key, arr in sorted(self.export().items()):
-            h.update(key.encode())
-            h.update(np.ascontiguousarray(arr).tobytes())
-        return h.hexdigest()
-
-
-def split_by_slot(slots: np.ndarray, bars: Bars) -> dict[int, Bars]:
-    """One batch of many symbols' bars -> {slot: that slot's bars, in time order}."""
-    return {slot: bars.take(index) for slot, index in slot_index(slots).items()}
-
 
 def apply_coordinator_message(replica: SessionReplica, msg) -> None:
     """Bring a replica up to date with one coordinator message (the part every stage shares)."""
     from common.wire import protocol as P
 
-    body = msg.body
+    body, payload = msg.body, msg.payload
     if msg.type == P.SESSION_START:
         minutes = sorted({m for values in body["generated"].values() for m in values})
         replica.start_session(body["date"], body["open_ns"], body["close_ns"], body["symbols"], minutes,
                               body.get("dynamic", []))
     elif msg.type == P.HISTORY:
-        slots, bars = P.batch_from_arrays(msg.arrays)
-        for slot, part in split_by_slot(slots, bars).items():
-            replica.set_history(replica.symbols[slot], body["interval"], part)
+        for slot, part in payload.batch.per_slot().items():
+            replica.set_history(replica.symbols[slot], body["interval"], part.bars)
     elif msg.type == P.STEP:
-        slots, bars = P.batch_from_arrays(msg.arrays)
-        replica.append_bars("1m", slots, bars)
+        replica.append_bars("1m", payload.batch.slots, payload.batch.bars)
         replica.clock_ns = msg.clock
         replica.steps += 1
     elif msg.type == P.CATCHUP_SNAPSHOT:
         slot = replica.add_symbol(body["symbol"], dynamic=True)
         if slot != body["slot"]:
             raise P.ProtocolError(f"CATCHUP_SNAPSHOT: {body['symbol']} has slot {slot} here, {body['slot']} upstream")
-        _, history = P.batch_from_arrays(msg.arrays, "h_")
-        replica.set_history(body["symbol"], "1m", history)
-        slots, bars = P.batch_from_arrays(msg.arrays, "s_")
-        replica.append_bars("1m", slots, bars)
+        replica.set_history(body["symbol"], "1m", payload.history.bars)
+        replica.append_bars("1m", payload.session.slots, payload.session.bars)
     elif msg.type == P.SYMBOL_REMOVED:
         replica.remove_symbol(body["symbol"])
 
 
-def apply_processor_answer(replica: SessionReplica, msg) -> None:
-    """Derived bars and indicator values from a DERIVED / DERIVED_SNAPSHOT message (layout: docs/protocol.md).
-
-    body["intervals"]: session bars, one bar batch per interval with prefix 'I_' plus 'I_count';
-    body["history_intervals"]: trailing-history bars with prefix 'h:I_';
-    body["indicators"]: [I, key, outputs] with arrays 'I|slot', 'I|ts' and 'I|key|output'.
-    """
-    from common.wire import protocol as P
-
-    for interval in msg.body["intervals"]:
-        slots, bars = P.batch_from_arrays(msg.arrays, f"{interval}_")
-        replica.append_bars(interval, slots, bars, msg.arrays[f"{interval}_count"])
-    for interval in msg.body.get("history_intervals", []):
-        slots, bars = P.batch_from_arrays(msg.arrays, f"h:{interval}_")
-        counts = msg.arrays[f"h:{interval}_count"]
-        for slot, index in slot_index(slots).items():
-            replica.set_history(replica.symbols[slot], interval, bars.take(index), counts[index])
-    for interval, key, outputs in msg.body["indicators"]:
-        slots, ts = msg.arrays[f"{interval}|slot"], msg.arrays[f"{interval}|ts"]
-        for output in outputs:
-            replica.put_indicator(interval, key, output, slots, ts, msg.arrays[f"{interval}|{key}|{output}"])
+def apply_processor_answer(replica: SessionReplica, payload) -> None:
+    """Derived bars, trailing-history bars and indicator values of a DerivedPayload."""
+    for interval, batch in payload.session.items():
+        replica.append_bars(interval, batch.slots, batch.bars, batch.counts)
+    for interval, batch in payload.history.items():
+        for slot, part in batch.per_slot().items():
+            replica.set_history(replica.symbols[slot], interval, part.bars, part.counts)
+    for interval, block in payload.indicators.items():
+        for (key, output), values in block.values.items():
+            replica.put_indicator(interval, key, output, block.slots, block.ts, values)
 
 
-def slot_index(slots: np.ndarray) -> dict[int, np.ndarray]:
-    """{slot: positions of that slot in `slots`}, positions in their original (time) order."""
-    order = np.argsort(slots, kind="stable")
-    sorted_slots = slots[order]
-    bounds = np.flatnonzero(np.diff(sorted_slots)) + 1
-    starts = np.concatenate([[0], bounds]).astype(int)
-    ends = np.concatenate([bounds, [len(slots)]]).astype(int)
-    return {int(sorted_slots[lo]): order[lo:hi] for lo, hi in zip(starts, ends) if hi > lo}
-
-
-def apply_quality_answer(replica: SessionReplica, msg) -> None:
-    """Quality figures: QUALITY carries arrays per interval ('I|slot', 'I|pct', 'I|present', 'I|gaps',
-    'I|completeness') for the slots that changed; snapshots carry body['table'] symbol -> interval -> values."""
-    for interval in msg.body.get("intervals", []):
-        slots = msg.arrays[f"{interval}|slot"].astype(np.int64)
-        values = {name: msg.arrays[f"{interval}|{name}"] for name in ("pct", "present", "gaps", "completeness")
-                  if f"{interval}|{name}" in msg.arrays}
-        replica.set_quality(interval, slots, msg.body["expected"][interval], values)
-    for symbol, entries in msg.body.get("table", {}).items():
+def apply_quality_answer(replica: SessionReplica, payload) -> None:
+    """Quality figures: a QualityPayload carries arrays per interval for the slots that changed; a
+    QualityTablePayload (snapshots) carries symbol -> interval -> values."""
+    for interval, columns in getattr(payload, "columns", {}).items():
+        replica.set_quality(interval, columns.slots.astype(np.int64), payload.expected[interval], columns.figures)
+    for symbol, entries in getattr(payload, "table", {}).items():
         kept = replica.quality.setdefault(symbol, {})
         slot = replica.slot_of.get(symbol)
         for interval, values in entries.items():

@@ -4,7 +4,7 @@ Start-up without loss: a stage connects its SUB sockets first, waits until it ha
 from every publisher it listens to (proof that its subscriptions are in place), and only then sends
 HELLO. The coordinator publishes nothing sequenced before every configured stage said HELLO.
 
-Ordering: processor and quality answer some coordinator messages with one message each (RESPONSES,
+Ordering: processor and quality answer some coordinator messages with one message each (P.ANSWERS,
 tagged with the coordinator's seq as body["ref"]). A stage that listens to them handles coordinator
 message n only when every answer to n is in hand, so it always sees a step with its derived bars and
 quality. Every sequenced message is checked for loss by per-publisher seq.
@@ -23,22 +23,12 @@ import zmq
 from common.wire import protocol as P
 from common.config import SessionConfig
 
-# Which coordinator message each answering stage answers, and with which type.
-RESPONSES = {
-    "processor": {P.STEP: P.DERIVED, P.HISTORY: P.DERIVED_SNAPSHOT, P.CATCHUP_SNAPSHOT: P.DERIVED_SNAPSHOT},
-    "quality": {P.STEP: P.QUALITY, P.HISTORY: P.QUALITY_SNAPSHOT, P.CATCHUP_SNAPSHOT: P.QUALITY_SNAPSHOT,
-                P.SESSION_END: P.QUALITY_SNAPSHOT},
-}
 PROCESS_SLICE_S = 0.05
 COMMAND_TIMEOUT_MS = 5000
 RESYNC_BACKOFF_S = 0.5
 RESYNC_BACKOFF_MAX_S = 8.0
 ANSWER_TIMEOUT_S = 2.0
 _PUB_ENDPOINT = {"processor": "processor_pub", "quality": "quality_pub"}
-
-
-class StopRequested(Exception):
-    pass
 
 
 class StageRuntime:
@@ -271,7 +261,7 @@ class StageRuntime:
             msg = self.queue[0]
             needed = {}
             for stage in self.listen_to:
-                if msg.type in RESPONSES[stage]:
+                if msg.type in P.ANSWERS[stage]:
                     answer = self.answers[stage].get(msg.seq)
                     if answer is None:
                         self._check_answer_overdue(msg, stage)
@@ -314,10 +304,9 @@ class StageRuntime:
     def _handle(self, msg: P.Message, answers: dict) -> None:
         t0 = time.perf_counter_ns()
         outgoing = self.handler.handle(msg, answers) or []
-        take = getattr(self.handler, "take_commands", None)
-        for name, args in (take() if take else []):
+        for name, args in self.handler.take_commands():
             self._command(name, args)
-        if getattr(self.handler, "stop_run", False) and not self.stop_sent:
+        if self.handler.stop_wanted() and not self.stop_sent:
             self.stop_sent = True
             self.log.error("asking the coordinator to stop the run")
             command = P.Message(P.COMMAND, {"name": "stop", "args": {}, "request_id": new_request_id()})
@@ -362,9 +351,7 @@ class StageRuntime:
         if self.flushed:
             return
         self.flushed = True
-        flush = getattr(self.handler, "flush", None)
-        if flush is not None:
-            flush()
+        self.handler.flush()
         if self.lost:
             self.log.error("%d message(s) were lost during the run", self.lost)
         if self.publisher is not None:

@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 import msgpack
 import numpy as np
 
+from common.wire import payloads as PL
+from common.wire.errors import ProtocolError, SequenceRestart  # noqa: F401  (part of this module's API)
+
 PROTOCOL_VERSION = 1
 MAX_FRAMES = 256
 MAX_HEADER_BYTES = 4 * 1024 * 1024
@@ -47,6 +50,13 @@ COMMAND = "COMMAND"                  # ctl command: name, args, request id
 REPLY = "REPLY"                      # coordinator's answer to HELLO/COMMAND
 # Sent to the coordinator (PUSH -> PULL):
 ACK = "ACK"                          # stage finished step/snapshot/end `ref`
+
+# Which coordinator messages the answering stages answer, and with which type (docs/protocol.md).
+ANSWERS = {
+    "processor": {STEP: DERIVED, HISTORY: DERIVED_SNAPSHOT, CATCHUP_SNAPSHOT: DERIVED_SNAPSHOT},
+    "quality": {STEP: QUALITY, HISTORY: QUALITY_SNAPSHOT, CATCHUP_SNAPSHOT: QUALITY_SNAPSHOT,
+                SESSION_END: QUALITY_SNAPSHOT},
+}
 
 SEQUENCED = frozenset({
     SESSION_START, HISTORY, STEP, PAUSE, PREPARE, CATCHUP_SNAPSHOT, RESUME, SYMBOL_REMOVED, SESSION_END,
@@ -84,19 +94,19 @@ BODY_FIELDS: dict[str, dict[str, tuple]] = {
     REPLY: {"ok": (bool,)},
     ACK: {"stage": _STR, "kind": _STR, "ref": _INT},
 }
+# Types whose arrays decode to a typed payload (attached to the decoded Message as .payload).
+PAYLOADS = {
+    STEP: PL.StepPayload, HISTORY: PL.HistoryPayload, PREPARE: PL.PreparePayload,
+    CATCHUP_SNAPSHOT: PL.CatchupPayload, DERIVED: PL.DerivedPayload, DERIVED_SNAPSHOT: PL.DerivedPayload,
+    QUALITY: PL.QualityPayload, QUALITY_SNAPSHOT: PL.QualityTablePayload,
+}
 _DTYPES = {"i8": np.int64, "i4": np.int32, "f8": np.float64, "u1": np.uint8, "i2": np.int16}
-
-
-class ProtocolError(ValueError):
-    """A message that does not follow the spec; the text says what is wrong."""
-
-
-class SequenceRestart(ProtocolError):
-    """A publisher's seq went backwards: it restarted, and everything after is a new stream."""
 
 
 @dataclass
 class Message:
+    """One message: envelope fields, body map, named arrays and, for types with arrays, the typed
+    payload (common/wire/payloads.py) those arrays decode to."""
     type: str
     body: dict = field(default_factory=dict)
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
@@ -104,6 +114,15 @@ class Message:
     seq: int = 0
     step: int = 0
     clock: int = 0
+    payload: object = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def of(cls, mtype: str, payload, step: int = 0, clock: int = 0) -> "Message":
+        """A message carrying a typed payload: body and arrays come from payload.encode()."""
+        if not isinstance(payload, PAYLOADS[mtype]):
+            raise ProtocolError(f"{mtype} carries a {PAYLOADS[mtype].__name__}, not {type(payload).__name__}")
+        body, arrays = payload.encode()
+        return cls(mtype, body, arrays, step=step, clock=clock, payload=payload)
 
 
 def encode(msg: Message) -> list:
@@ -142,6 +161,19 @@ def decode(frames: list) -> Message:
         raise ProtocolError(f"unknown message type {mtype!r}")
     if topic != mtype.encode():
         raise ProtocolError(f"topic {topic!r} does not match type {mtype}")
+    body = _check_header(mtype, header)
+    arrays = _decode_arrays(mtype, header.get("arrays"), frames[2:])
+    payload = None
+    if mtype in PAYLOADS:
+        try:
+            payload = PAYLOADS[mtype].decode(body, arrays)
+        except ProtocolError as exc:
+            raise ProtocolError(f"{mtype}: {exc}") from None
+    return Message(mtype, body, arrays, header["pub"], header["seq"], header["step"], header["clock"], payload)
+
+
+def _check_header(mtype: str, header: dict) -> dict:
+    """The envelope's fields and the body's required fields; returns the body."""
     for key in ("seq", "step", "clock"):
         if not isinstance(header.get(key), int):
             raise ProtocolError(f"{mtype}: header field {key!r} must be an integer")
@@ -155,8 +187,7 @@ def decode(frames: list) -> Message:
             raise ProtocolError(f"{mtype}: body field {name!r} is missing")
         if not isinstance(body[name], types) or (types == _INT and isinstance(body[name], bool)):
             raise ProtocolError(f"{mtype}: body field {name!r} has type {type(body[name]).__name__}")
-    arrays = _decode_arrays(mtype, header.get("arrays"), frames[2:])
-    return Message(mtype, body, arrays, header["pub"], header["seq"], header["step"], header["clock"])
+    return body
 
 
 def _decode_arrays(mtype: str, specs, buffers) -> dict[str, np.ndarray]:
@@ -175,32 +206,6 @@ def _decode_arrays(mtype: str, specs, buffers) -> dict[str, np.ndarray]:
             raise ProtocolError(f"{mtype}: array {name!r} should be {nbytes} bytes, got {got}")
         arrays[name] = np.frombuffer(buf, dtype=dtype) if length else np.empty(0, dtype)
     return arrays
-
-
-# --- bar batches: many symbols' bars in one message ---------------------------------------------
-BATCH_FIELDS = ("slot", "ts", "open", "high", "low", "close", "volume")
-
-
-def batch_arrays(slots: np.ndarray, bars, prefix: str = "") -> dict[str, np.ndarray]:
-    """Columnar arrays for a bar batch: slot (int32 index into the session symbol table) + OHLCV."""
-    out = {prefix + "slot": np.asarray(slots, dtype=np.int32), prefix + "ts": bars.ts}
-    for name in BATCH_FIELDS[2:]:
-        out[prefix + name] = getattr(bars, name)
-    return out
-
-
-def batch_from_arrays(arrays: dict[str, np.ndarray], prefix: str = ""):
-    """(slots, Bars) back from a message's arrays; checks that every column has the same length."""
-    from common.domain.bars import Bars
-
-    try:
-        cols = [arrays[prefix + name] for name in BATCH_FIELDS]
-    except KeyError as exc:
-        raise ProtocolError(f"bar batch is missing column {exc.args[0]!r}") from None
-    length = len(cols[0])
-    if any(len(c) != length for c in cols):
-        raise ProtocolError("bar batch columns have different lengths")
-    return cols[0], Bars(*cols[1:])
 
 
 # --- acknowledgements and registrations --------------------------------------------------------
@@ -267,3 +272,13 @@ class Publisher:
 
     def heartbeat(self, clock: int = 0, step: int = 0) -> None:
         self.send(Message(HEARTBEAT, clock=clock, step=step))
+
+
+# --- transitional: the coordinator still builds its bar batches by hand (removed once it sends payloads)
+def batch_arrays(slots: np.ndarray, bars, prefix: str = "") -> dict[str, np.ndarray]:
+    return PL.BarBatch(slots, bars).encode(prefix)
+
+
+def batch_from_arrays(arrays: dict[str, np.ndarray], prefix: str = ""):
+    batch = PL.BarBatch.decode(arrays, prefix)
+    return batch.slots, batch.bars

@@ -10,9 +10,9 @@ import sys
 
 import click
 
-from services.analysis.handler import AnalysisHandler
 from common.config import StrategyEntry
 from common.stage.runtime import stage_main
+from services.analysis.handler import AnalysisHandler
 
 
 def remote_endpoints(endpoints: dict, connect: str) -> dict:

@@ -7,140 +7,27 @@ arrives whole, and the strategy hears once, through on_symbol_added.
 """
 from __future__ import annotations
 
-import importlib
 import json
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
-
+from common.answers.derived import DerivedAnswers
+from common.answers.quality import QualityAnswers
+from common.domain.timeconv import NS_PER_MIN, fmt_exchange
+from common.stage.replica import (
+    SessionReplica,
+    apply_coordinator_message,
+    apply_processor_answer,
+    apply_quality_answer,
+)
 from common.wire import protocol as P
-from common.domain.bars import FIELDS
-from common.stage.replica import (SessionReplica, apply_coordinator_message, apply_processor_answer,
-                            apply_quality_answer)
-from common.domain.quality import missing_runs
-from services.analysis.results import write_replica_dump, write_rows
-from common.domain.timeconv import NS_PER_MIN, datetime_from_ns, fmt_exchange
-
-SIGNAL_SCHEMA = pa.schema([
-    ("clock_ns", pa.int64()), ("clock", pa.string()), ("session_date", pa.string()), ("strategy", pa.string()),
-    ("symbol", pa.string()), ("side", pa.string()), ("qty", pa.float64()), ("reason", pa.string()),
-    ("extra", pa.string()),
-])
-SUMMARY_SCHEMA = pa.schema([
-    ("session_date", pa.string()), ("symbols", pa.string()), ("steps", pa.int64()),
-    ("bars_seen", pa.string()), ("signals", pa.string()), ("errors", pa.string()), ("complete", pa.bool_()),
-])
-
-
-@dataclass(frozen=True)
-class Bar:
-    """One bar handed to on_bar: labelled by open time `ts`; `count` = 1m bars inside (1 for 1m)."""
-    ts: int
-    open: float
-    high: float
-    low: float
-    close: float
-    volume: float
-    count: int = 1
-
-    @property
-    def time(self) -> str:
-        return fmt_exchange(self.ts)
-
-
-class StrategyError(RuntimeError):
-    pass
-
-
-class Context:
-    """What a strategy sees: the clock, the replica (read-only views) and signal()."""
-
-    def __init__(self, handler: "AnalysisHandler", strategy_name: str):
-        self._handler = handler
-        self.strategy = strategy_name
-
-    @property
-    def clock_ns(self) -> int:
-        return self._handler.replica.clock_ns
-
-    @property
-    def clock(self):
-        """Exchange-time datetime of the clock."""
-        return datetime_from_ns(self.clock_ns)
-
-    @property
-    def session_date(self) -> str | None:
-        return self._handler.replica.date
-
-    @property
-    def symbols(self) -> list[str]:
-        r = self._handler.replica
-        return [s for s in r.symbols if s in r.active]
-
-    def bars(self, symbol: str, interval: str = "1m"):
-        return self._handler.replica.bars(symbol, interval)
-
-    def history(self, symbol: str, interval: str = "1m"):
-        return self._handler.replica.history_bars(symbol, interval)
-
-    def latest(self, symbol: str, interval: str = "1m") -> Bar | None:
-        bars, counts = self._handler.replica.bars_with_counts(symbol, interval)
-        if not len(bars):
-            return None
-        return Bar(int(bars.ts[-1]), *(float(getattr(bars, f)[-1]) for f in FIELDS[1:]), int(counts[-1]))
-
-    def indicator(self, symbol: str, interval: str, key: str, output: str = "value") -> np.ndarray:
-        return self._handler.replica.indicator(symbol, interval, key, output)
-
-    def gaps(self, symbol: str, interval: str = "1m") -> list[tuple[str, str, int]]:
-        """Runs of missing bars so far this session: (first missing, last missing, count), exchange time."""
-        r = self._handler.replica
-        grid = r.grids[interval]
-        ends = np.minimum(r.open_ns + (np.arange(grid.n_rows) + 1) * grid.step_ns, r.close_ns)
-        done = int(np.searchsorted(ends, r.clock_ns, side="right"))  # windows closed by the clock
-        present = np.flatnonzero(grid.present[:done, r.slot_of[symbol]])
-        return [(fmt_exchange(r.open_ns + a * grid.step_ns), fmt_exchange(r.open_ns + b * grid.step_ns), n)
-                for a, b, n in missing_runs(present, done)]
-
-    def quality(self, symbol: str) -> dict:
-        return self._handler.replica.quality_of(symbol)
-
-    def add_symbol(self, *symbols: str) -> None:
-        """Ask the coordinator to add symbols at the next step boundary (a scanner). Sent before this
-        step is acknowledged, so with flow.window 1 the add lands at the same clock on every run."""
-        self._handler.outbox.append(("add-symbol", {"symbols": [s.upper() for s in symbols]}))
-
-    def remove_symbol(self, *symbols: str) -> None:
-        """Ask the coordinator to remove symbols at the next step boundary."""
-        self._handler.outbox.append(("remove-symbol", {"symbols": [s.upper() for s in symbols]}))
-
-    def signal(self, symbol: str, side: str, qty: float, reason: str = "", **extra) -> None:
-        if side not in ("buy", "sell"):
-            raise ValueError(f"side must be 'buy' or 'sell', got {side!r}")
-        self._handler.record_signal(self.strategy, symbol, side, float(qty), reason, extra)
-
-
-def _wanted_intervals(strategy, default: str) -> tuple[str, ...]:
-    """A strategy's `intervals` attribute as a tuple ('5m' alone is one interval, not characters)."""
-    wanted = getattr(strategy, "intervals", (default,))
-    return (wanted,) if isinstance(wanted, str) else tuple(wanted)
-
-
-def load_strategy(target: str, params: dict):
-    """'package.module:Class' -> instance; errors name the target."""
-    module_name, _, class_name = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-        cls = getattr(module, class_name)
-    except (ImportError, AttributeError) as exc:
-        raise ImportError(f"strategy {target}: cannot load ({exc})") from None
-    try:
-        return cls(**params)
-    except TypeError as exc:
-        raise ImportError(f"strategy {target}: bad params {params} ({exc})") from None
+from services.analysis.context import Bar, Context
+from services.analysis.results import (
+    SIGNAL_SCHEMA,
+    SUMMARY_SCHEMA,
+    write_replica_dump,
+    write_rows,
+)
+from services.analysis.strategies import load_strategy, wanted_intervals
 
 
 class AnalysisHandler:
@@ -168,6 +55,9 @@ class AnalysisHandler:
         out, self.outbox = self.outbox, []
         return out
 
+    def stop_wanted(self) -> bool:
+        return self.stop_run
+
     def replay(self, messages: list) -> None:
         """Late join (Clone pattern): rebuild the replica from the coordinator's session journal.
 
@@ -175,20 +65,16 @@ class AnalysisHandler:
         processor and quality processes run, so the result is identical to theirs; no strategy is
         called. Then the strategies start: on_start, and on_session_start when a session is running.
         """
-        from common.answers.derived import ProcessorHandler
-        from common.answers.quality import QualityHandler
-        from common.stage.runtime import RESPONSES
-
-        processor, quality = ProcessorHandler(self.config, self.log), QualityHandler(self.config, self.log)
+        local = {"processor": DerivedAnswers(self.config, self.log), "quality": QualityAnswers(self.config, self.log)}
         self.replica = SessionReplica()
         self.silent = True
         try:
             for msg in messages:
                 answers = {}
-                for stage, local in (("processor", processor), ("quality", quality)):
-                    out = local.handle(msg, {})
-                    if msg.type in RESPONSES[stage] and out:
-                        answers[stage] = out[0]
+                for stage, answerer in local.items():
+                    payload = answerer.answer(msg)
+                    if payload is not None:
+                        answers[stage] = P.Message(P.ANSWERS[stage][msg.type], payload=payload)
                 self.handle(msg, answers)
         finally:
             self.silent = False
@@ -205,9 +91,9 @@ class AnalysisHandler:
         apply_coordinator_message(self.replica, msg)
         derived = answers.get("processor")
         if derived is not None:
-            apply_processor_answer(self.replica, derived)
+            apply_processor_answer(self.replica, derived.payload)
         if answers.get("quality") is not None:
-            apply_quality_answer(self.replica, answers["quality"])
+            apply_quality_answer(self.replica, answers["quality"].payload)
         kind = msg.type
         if self.stop_run:
             return []  # halted at the failing step: what follows depends on timing, so it is not recorded
@@ -233,12 +119,11 @@ class AnalysisHandler:
         return []
 
     def _on_step(self, msg: P.Message, derived: P.Message | None) -> None:
-        slots, bars = P.batch_from_arrays(msg.arrays)
-        batches = [("1m", slots, bars, np.ones(len(slots), np.int64))]
+        step = msg.payload.batch
+        batches = [("1m", step.slots, step.bars, step.counts_or_ones())]
         if derived is not None:
-            for interval in derived.body["intervals"]:
-                d_slots, d_bars = P.batch_from_arrays(derived.arrays, f"{interval}_")
-                batches.append((interval, d_slots, d_bars, derived.arrays[f"{interval}_count"]))
+            for interval, batch in derived.payload.session.items():
+                batches.append((interval, batch.slots, batch.bars, batch.counts))
         for interval, s, _, _ in batches:
             self.bars_seen[interval] = self.bars_seen.get(interval, 0) + len(s)
         if self.silent:
@@ -248,7 +133,7 @@ class AnalysisHandler:
         if wants_bar:
             symbols = self.replica.symbols
             for interval, s, b, counts in batches:
-                takers = [(n, st) for n, st in wants_bar if interval in _wanted_intervals(st, interval)]
+                takers = [(n, st) for n, st in wants_bar if interval in wanted_intervals(st, interval)]
                 if not takers:
                     continue
                 for i in range(len(s)):

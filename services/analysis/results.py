@@ -8,6 +8,16 @@ import pyarrow as pa
 
 from common.data.store import atomic_write_table
 
+SIGNAL_SCHEMA = pa.schema([
+    ("clock_ns", pa.int64()), ("clock", pa.string()), ("session_date", pa.string()), ("strategy", pa.string()),
+    ("symbol", pa.string()), ("side", pa.string()), ("qty", pa.float64()), ("reason", pa.string()),
+    ("extra", pa.string()),
+])
+SUMMARY_SCHEMA = pa.schema([
+    ("session_date", pa.string()), ("symbols", pa.string()), ("steps", pa.int64()),
+    ("bars_seen", pa.string()), ("signals", pa.string()), ("errors", pa.string()), ("complete", pa.bool_()),
+])
+
 
 def write_rows(path: Path, rows: list[dict], schema: pa.Schema) -> None:
     """A list of dicts -> one Parquet file with a fixed schema (same rows -> same bytes)."""

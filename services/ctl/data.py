@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 
 from common.domain.calendar import CalendarError, TradingCalendar
-from common.data.csvimport import CsvImportError, import_csv
+from services.ctl.csvimport import CsvImportError, import_csv
 from common.data.datacheck import DayCheck, check_symbol, normalise_symbol
 from common.data.generate import DEFAULT_SEED, generate
 from common.data.store import BarStore, StoreError

@@ -7,8 +7,8 @@ import sys
 
 import click
 
-from common.answers.derived import ProcessorHandler
 from common.stage.runtime import stage_main
+from services.processor.handler import ProcessorHandler
 
 
 @click.command()

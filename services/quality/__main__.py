@@ -7,8 +7,8 @@ import sys
 
 import click
 
-from common.answers.quality import QualityHandler
 from common.stage.runtime import stage_main
+from services.quality.handler import QualityHandler
 
 
 @click.command()

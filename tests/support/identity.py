@@ -64,9 +64,10 @@ def _check(pipe, codes) -> None:
 def demo_run(tmp: Path) -> dict[str, str]:
     """configs/default.json on the sample set `make run` generates (AAPL, MSFT, RIVN)."""
     from conftest import Pipeline
-    from common.domain.calendar import TradingCalendar
+
     from common.data.generate import generate
     from common.data.store import BarStore
+    from common.domain.calendar import TradingCalendar
 
     store = BarStore(tmp / "store")
     generate(store, TradingCalendar(), ["AAPL", "MSFT", "RIVN"], "2025-06-02", "2025-07-08")
@@ -80,10 +81,11 @@ def demo_run(tmp: Path) -> dict[str, str]:
 def real_add_run(tmp: Path) -> dict[str, str]:
     """MSFT configured, the real AAPL file of 2025-07-02 added at 12:06; default indicators/strategies."""
     from conftest import Pipeline
-    from common.domain.calendar import TradingCalendar
-    from common.data.csvimport import import_csv
+
     from common.data.generate import generate
     from common.data.store import BarStore
+    from common.domain.calendar import TradingCalendar
+    from services.ctl.csvimport import import_csv
 
     store = BarStore(tmp / "store")
     calendar = TradingCalendar()
@@ -104,10 +106,12 @@ def observer_run(tmp: Path) -> dict[str, str]:
     """Three sessions at 6000x; an observer with the example strategies attaches after 60 steps. Its
     replica dumps must equal the analysis process's (its signals depend on when it joined: not hashed)."""
     import subprocess
+
     from conftest import Pipeline, ctl
-    from common.domain.calendar import TradingCalendar
+
     from common.data.generate import generate
     from common.data.store import BarStore
+    from common.domain.calendar import TradingCalendar
 
     store = BarStore(tmp / "store")
     generate(store, TradingCalendar(), ["AAPL", "MSFT", "RIVN"], "2025-06-23", "2025-07-08", seed=7)

@@ -1,0 +1,50 @@
+"""The contract between the stage runtime (sockets, ordering, acks) and a stage's own logic.
+
+The runtime calls these methods and nothing else; every stage's handler implements all of them, so
+the contract is read here, not discovered with getattr.
+"""
+from __future__ import annotations
+
+from typing import Protocol
+
+from common.wire.protocol import Message
+
+
+class StageHandler(Protocol):
+    def handle(self, msg: Message, answers: dict[str, Message]) -> list[Message]:
+        """One coordinator message, in order, with the answers of the upstream stages it listens to
+        (stage name -> message). Returns the messages to publish (stages with a PUB socket only)."""
+
+    def replay(self, journal: list[Message]) -> None:
+        """Rebuild the session state from the coordinator's journal (a snapshot join), calling no
+        user code on the way."""
+
+    def take_commands(self) -> list[tuple[str, dict]]:
+        """Commands (name, args) the stage's logic asked to send to the coordinator since last asked."""
+
+    def stop_wanted(self) -> bool:
+        """True once the stage's logic wants the whole run stopped (a strategy with on_error=stop)."""
+
+    def flush(self) -> None:
+        """Write results, once, at the end of the run or on a signal."""
+
+
+class AnswerOnly:
+    """Defaults for a stage that only answers messages: no commands, never stops the run, nothing to
+    flush; a replay runs the journal through handle() and drops the answers."""
+
+    def handle(self, msg: Message, answers: dict[str, Message]) -> list[Message]:
+        raise NotImplementedError
+
+    def replay(self, journal: list[Message]) -> None:
+        for msg in journal:
+            self.handle(msg, {})
+
+    def take_commands(self) -> list[tuple[str, dict]]:
+        return []
+
+    def stop_wanted(self) -> bool:
+        return False
+
+    def flush(self) -> None:
+        return None

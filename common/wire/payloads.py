@@ -1,0 +1,309 @@
+"""Typed message payloads: the arrays inside every message body, named and encoded in one place.
+
+docs/protocol.md names every array of every message; this module is the only code that builds or reads
+those names. A payload class owns its part of the message: `encode()` gives (body fields, arrays) and
+`decode(body, arrays)` rebuilds it, checking that every array it needs is there and that the columns
+of one batch have one length (a ProtocolError otherwise). `protocol.decode` attaches the decoded
+payload to the Message it returns, so a payload is decoded once per process, however many parts of
+the process read it.
+
+Array names, per message (I = an interval name such as '5m'):
+
+    STEP, HISTORY          bar batch, no prefix: slot ts open high low close volume
+    PREPARE                bar batch 'h_' (trailing history)
+    CATCHUP_SNAPSHOT       bar batch 'h_' (trailing history), bar batch 's_' (session bars before T)
+    DERIVED                per I: bar batch 'I_' + 'I_count'; indicator block 'I|slot' 'I|ts' 'I|key|output'
+    DERIVED_SNAPSHOT       DERIVED + per history interval I: bar batch 'h:I_' + 'h:I_count'
+    QUALITY                per I: 'I|slot' 'I|pct' 'I|present' 'I|gaps' ['I|completeness']
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from common.domain.bars import Bars
+from common.wire.errors import ProtocolError
+
+BATCH_COLUMNS = ("slot", "ts", "open", "high", "low", "close", "volume")
+QUALITY_COLUMNS = ("pct", "present", "gaps", "completeness")
+_QUALITY_DTYPES = {"pct": np.float64, "present": np.int64, "gaps": np.int64, "completeness": np.float64}
+
+
+def _array(arrays: dict, name: str) -> np.ndarray:
+    try:
+        return arrays[name]
+    except KeyError:
+        raise ProtocolError(f"array {name!r} is missing") from None
+
+
+def _same_length(what: str, *columns: np.ndarray) -> None:
+    if len({len(c) for c in columns}) > 1:
+        raise ProtocolError(f"{what}: columns have different lengths")
+
+
+# --- building blocks ---------------------------------------------------------------------------
+@dataclass
+class BarBatch:
+    """Many symbols' bars in columns: `slots[i]` is the session slot of bar i; `counts[i]` how many
+    1m bars a derived bar was built from (None for 1m batches, where it is always 1)."""
+
+    slots: np.ndarray
+    bars: Bars
+    counts: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.bars)
+
+    @classmethod
+    def empty(cls, with_counts: bool = False) -> "BarBatch":
+        return cls(np.empty(0, np.int64), Bars.empty(), np.empty(0, np.int64) if with_counts else None)
+
+    @classmethod
+    def of_slot(cls, slot: int, bars: Bars, counts: np.ndarray | None = None) -> "BarBatch":
+        """One symbol's bars as a batch."""
+        return cls(np.full(len(bars), slot, np.int64), bars, counts)
+
+    def encode(self, prefix: str = "") -> dict[str, np.ndarray]:
+        out = {prefix + "slot": np.asarray(self.slots, dtype=np.int32), prefix + "ts": self.bars.ts}
+        for name in BATCH_COLUMNS[2:]:
+            out[prefix + name] = getattr(self.bars, name)
+        if self.counts is not None:
+            out[prefix + "count"] = np.asarray(self.counts, np.int64)
+        return out
+
+    @classmethod
+    def decode(cls, arrays: dict, prefix: str = "", with_counts: bool = False) -> "BarBatch":
+        cols = [_array(arrays, prefix + name) for name in BATCH_COLUMNS]
+        counts = _array(arrays, prefix + "count") if with_counts else None
+        _same_length(f"bar batch {prefix or '(no prefix)'}", *cols, *([counts] if with_counts else []))
+        return cls(cols[0], Bars(*cols[1:]), counts)
+
+    def counts_or_ones(self) -> np.ndarray:
+        return np.ones(len(self.bars), np.int64) if self.counts is None else self.counts
+
+    def per_slot(self) -> dict[int, "BarBatch"]:
+        """{slot: that slot's bars, in their original (time) order}."""
+        out = {}
+        for slot, index in slot_positions(self.slots).items():
+            counts = None if self.counts is None else self.counts[index]
+            out[slot] = BarBatch(self.slots[index], self.bars.take(index), counts)
+        return out
+
+
+def slot_positions(slots: np.ndarray) -> dict[int, np.ndarray]:
+    """{slot: positions of that slot in `slots`}, positions in their original (time) order."""
+    order = np.argsort(slots, kind="stable")
+    sorted_slots = slots[order]
+    bounds = np.flatnonzero(np.diff(sorted_slots)) + 1
+    starts = np.concatenate([[0], bounds]).astype(int)
+    ends = np.concatenate([bounds, [len(slots)]]).astype(int)
+    return {int(sorted_slots[lo]): order[lo:hi] for lo, hi in zip(starts, ends) if hi > lo}
+
+
+@dataclass
+class IndicatorBlock:
+    """Indicator values of one interval: one row per (slot, bar open time `ts`); `values` maps
+    (key, output) -> column, e.g. ('macd(12,26,9)', 'hist'). `keys` lists [key, outputs] in order."""
+
+    slots: np.ndarray
+    ts: np.ndarray
+    keys: list = field(default_factory=list)
+    values: dict = field(default_factory=dict)
+
+    def add(self, key: str, outputs: dict[str, np.ndarray]) -> None:
+        self.keys.append([key, list(outputs)])
+        for output, column in outputs.items():
+            self.values[(key, output)] = np.asarray(column, np.float64)
+
+    def encode(self, interval: str) -> dict[str, np.ndarray]:
+        out = {f"{interval}|slot": np.asarray(self.slots, np.int32), f"{interval}|ts": self.ts}
+        for (key, output), column in self.values.items():
+            out[f"{interval}|{key}|{output}"] = column
+        return out
+
+    @classmethod
+    def decode(cls, arrays: dict, interval: str, keys: list) -> "IndicatorBlock":
+        block = cls(_array(arrays, f"{interval}|slot"), _array(arrays, f"{interval}|ts"))
+        for key, outputs in keys:
+            block.keys.append([key, list(outputs)])
+            for output in outputs:
+                block.values[(key, output)] = _array(arrays, f"{interval}|{key}|{output}")
+        _same_length(f"indicators of {interval}", block.slots, block.ts, *block.values.values())
+        return block
+
+
+def _indicator_index(blocks: dict[str, IndicatorBlock]) -> list:
+    return [[interval, key, outputs] for interval, block in blocks.items() for key, outputs in block.keys]
+
+
+def _decode_blocks(body: dict, arrays: dict) -> dict[str, IndicatorBlock]:
+    grouped: dict[str, list] = {}
+    for entry in body["indicators"]:
+        if not (isinstance(entry, list) and len(entry) == 3 and isinstance(entry[2], list)):
+            raise ProtocolError(f"indicator entry {entry!r} is not [interval, key, outputs]")
+        grouped.setdefault(str(entry[0]), []).append([str(entry[1]), [str(o) for o in entry[2]]])
+    return {interval: IndicatorBlock.decode(arrays, interval, keys) for interval, keys in grouped.items()}
+
+
+def _str_list(body: dict, name: str) -> list[str]:
+    values = body.get(name, [])
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise ProtocolError(f"body field {name!r} must be a list of strings")
+    return values
+
+
+# --- coordinator messages with arrays ----------------------------------------------------------
+@dataclass
+class StepPayload:
+    """STEP: every 1m bar that closed at the message's clock, all symbols."""
+
+    batch: BarBatch
+
+    def encode(self) -> tuple[dict, dict]:
+        return {"symbols": []}, self.batch.encode()
+
+    @classmethod
+    def decode(cls, body: dict, arrays: dict) -> "StepPayload":
+        return cls(BarBatch.decode(arrays))
+
+
+@dataclass
+class HistoryPayload:
+    """HISTORY: trailing regular-hours 1m bars of the session's symbols (body fields: docs/protocol.md)."""
+
+    batch: BarBatch
+    fields: dict
+
+    def encode(self) -> tuple[dict, dict]:
+        return dict(self.fields), self.batch.encode()
+
+    @classmethod
+    def decode(cls, body: dict, arrays: dict) -> "HistoryPayload":
+        return cls(BarBatch.decode(arrays), body)
+
+
+@dataclass
+class PreparePayload:
+    """PREPARE: one symbol's trailing history, sent when its add is queued."""
+
+    history: BarBatch
+    fields: dict
+
+    def encode(self) -> tuple[dict, dict]:
+        return dict(self.fields), self.history.encode("h_")
+
+    @classmethod
+    def decode(cls, body: dict, arrays: dict) -> "PreparePayload":
+        return cls(BarBatch.decode(arrays, "h_"), body)
+
+
+@dataclass
+class CatchupPayload:
+    """CATCHUP_SNAPSHOT: an added symbol's history and its session bars with open in [open, T)."""
+
+    history: BarBatch
+    session: BarBatch
+    fields: dict
+
+    def encode(self) -> tuple[dict, dict]:
+        return dict(self.fields), {**self.history.encode("h_"), **self.session.encode("s_")}
+
+    @classmethod
+    def decode(cls, body: dict, arrays: dict) -> "CatchupPayload":
+        return cls(BarBatch.decode(arrays, "h_"), BarBatch.decode(arrays, "s_"), body)
+
+
+# --- processor answers -------------------------------------------------------------------------
+@dataclass
+class DerivedPayload:
+    """DERIVED (scope 'step') and DERIVED_SNAPSHOT (scope 'history' or 'catchup'): derived bars per
+    session interval, trailing-history bars per interval (snapshots) and indicator values."""
+
+    session: dict[str, BarBatch] = field(default_factory=dict)
+    indicators: dict[str, IndicatorBlock] = field(default_factory=dict)
+    history: dict[str, BarBatch] = field(default_factory=dict)
+    scope: str = "step"
+
+    def encode(self) -> tuple[dict, dict]:
+        arrays: dict[str, np.ndarray] = {}
+        for interval, batch in self.session.items():
+            arrays.update(batch.encode(f"{interval}_"))
+        for interval, batch in self.history.items():
+            arrays.update(batch.encode(f"h:{interval}_"))
+        for interval, block in self.indicators.items():
+            arrays.update(block.encode(interval))
+        body = {"intervals": list(self.session), "indicators": _indicator_index(self.indicators)}
+        if self.scope != "step":
+            body.update(history_intervals=list(self.history), scope=self.scope)
+        return body, arrays
+
+    @classmethod
+    def decode(cls, body: dict, arrays: dict) -> "DerivedPayload":
+        session = {i: BarBatch.decode(arrays, f"{i}_", with_counts=True) for i in _str_list(body, "intervals")}
+        history = {i: BarBatch.decode(arrays, f"h:{i}_", with_counts=True)
+                   for i in _str_list(body, "history_intervals")}
+        return cls(session, _decode_blocks(body, arrays), history, body.get("scope", "step"))
+
+
+# --- quality answers ---------------------------------------------------------------------------
+@dataclass
+class QualityColumns:
+    """One interval's quality figures for some slots: pct, present, gaps and (derived) completeness."""
+
+    slots: np.ndarray
+    figures: dict[str, np.ndarray]
+
+    def encode(self, interval: str) -> dict[str, np.ndarray]:
+        out = {f"{interval}|slot": np.asarray(self.slots, np.int32)}
+        for name, column in self.figures.items():
+            out[f"{interval}|{name}"] = np.asarray(column, _QUALITY_DTYPES[name])
+        return out
+
+    @classmethod
+    def decode(cls, arrays: dict, interval: str) -> "QualityColumns":
+        figures = {n: arrays[f"{interval}|{n}"] for n in QUALITY_COLUMNS if f"{interval}|{n}" in arrays}
+        columns = cls(_array(arrays, f"{interval}|slot"), figures)
+        _same_length(f"quality of {interval}", columns.slots, *figures.values())
+        return columns
+
+
+@dataclass
+class QualityPayload:
+    """QUALITY: per interval, the figures of the slots that changed at this step, and the windows
+    expected so far."""
+
+    columns: dict[str, QualityColumns]
+    expected: dict[str, int]
+
+    def encode(self) -> tuple[dict, dict]:
+        arrays = {}
+        for interval, columns in self.columns.items():
+            arrays.update(columns.encode(interval))
+        return {"intervals": list(self.columns), "expected": dict(self.expected)}, arrays
+
+    @classmethod
+    def decode(cls, body: dict, arrays: dict) -> "QualityPayload":
+        expected = body.get("expected", {})
+        intervals = _str_list(body, "intervals")
+        if not isinstance(expected, dict) or any(not isinstance(expected.get(i), int) for i in intervals):
+            raise ProtocolError("body field 'expected' must map every interval to an integer")
+        return cls({i: QualityColumns.decode(arrays, i) for i in intervals}, expected)
+
+
+@dataclass
+class QualityTablePayload:
+    """QUALITY_SNAPSHOT: {symbol: {interval: {pct, present, expected, gaps, ...}, history?, ...}}."""
+
+    table: dict
+    scope: str
+
+    def encode(self) -> tuple[dict, dict]:
+        return {"scope": self.scope, "table": self.table}, {}
+
+    @classmethod
+    def decode(cls, body: dict, arrays: dict) -> "QualityTablePayload":
+        table = body.get("table", {})
+        if not isinstance(table, dict):
+            raise ProtocolError("body field 'table' must be a map")
+        return cls(table, body["scope"])

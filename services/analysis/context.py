@@ -1,0 +1,96 @@
+"""What a strategy sees: `ctx` (clock, replica views, signals, commands) and the `Bar` on_bar receives."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from common.domain.bars import FIELDS
+from common.domain.quality import missing_runs
+from common.domain.timeconv import datetime_from_ns, fmt_exchange
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One bar handed to on_bar: labelled by open time `ts`; `count` = 1m bars inside (1 for 1m)."""
+    ts: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    count: int = 1
+
+    @property
+    def time(self) -> str:
+        return fmt_exchange(self.ts)
+
+
+class Context:
+    """What a strategy sees: the clock, the replica (read-only views) and signal()."""
+
+    def __init__(self, handler, strategy_name: str):  # handler: services.analysis.handler.AnalysisHandler
+        self._handler = handler
+        self.strategy = strategy_name
+
+    @property
+    def clock_ns(self) -> int:
+        return self._handler.replica.clock_ns
+
+    @property
+    def clock(self):
+        """Exchange-time datetime of the clock."""
+        return datetime_from_ns(self.clock_ns)
+
+    @property
+    def session_date(self) -> str | None:
+        return self._handler.replica.date
+
+    @property
+    def symbols(self) -> list[str]:
+        r = self._handler.replica
+        return [s for s in r.symbols if s in r.active]
+
+    def bars(self, symbol: str, interval: str = "1m"):
+        return self._handler.replica.bars(symbol, interval)
+
+    def history(self, symbol: str, interval: str = "1m"):
+        return self._handler.replica.history_bars(symbol, interval)
+
+    def latest(self, symbol: str, interval: str = "1m") -> Bar | None:
+        bars, counts = self._handler.replica.bars_with_counts(symbol, interval)
+        if not len(bars):
+            return None
+        return Bar(int(bars.ts[-1]), *(float(getattr(bars, f)[-1]) for f in FIELDS[1:]), int(counts[-1]))
+
+    def indicator(self, symbol: str, interval: str, key: str, output: str = "value") -> np.ndarray:
+        return self._handler.replica.indicator(symbol, interval, key, output)
+
+    def gaps(self, symbol: str, interval: str = "1m") -> list[tuple[str, str, int]]:
+        """Runs of missing bars so far this session: (first missing, last missing, count), exchange time."""
+        r = self._handler.replica
+        grid = r.grids[interval]
+        ends = np.minimum(r.open_ns + (np.arange(grid.n_rows) + 1) * grid.step_ns, r.close_ns)
+        done = int(np.searchsorted(ends, r.clock_ns, side="right"))  # windows closed by the clock
+        present = np.flatnonzero(grid.present[:done, r.slot_of[symbol]])
+        return [(fmt_exchange(r.open_ns + a * grid.step_ns), fmt_exchange(r.open_ns + b * grid.step_ns), n)
+                for a, b, n in missing_runs(present, done)]
+
+    def quality(self, symbol: str) -> dict:
+        return self._handler.replica.quality_of(symbol)
+
+    def add_symbol(self, *symbols: str) -> None:
+        """Ask the coordinator to add symbols at the next step boundary (a scanner). Sent before this
+        step is acknowledged, so with flow.window 1 the add lands at the same clock on every run."""
+        self._handler.outbox.append(("add-symbol", {"symbols": [s.upper() for s in symbols]}))
+
+    def remove_symbol(self, *symbols: str) -> None:
+        """Ask the coordinator to remove symbols at the next step boundary."""
+        self._handler.outbox.append(("remove-symbol", {"symbols": [s.upper() for s in symbols]}))
+
+    def signal(self, symbol: str, side: str, qty: float, reason: str = "", **extra) -> None:
+        if side not in ("buy", "sell"):
+            raise ValueError(f"side must be 'buy' or 'sell', got {side!r}")
+        self._handler.record_signal(self.strategy, symbol, side, float(qty), reason, extra)
+
+
