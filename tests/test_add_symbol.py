@@ -11,6 +11,7 @@ import pytest
 
 from services.analysis.results import read_replica_dump
 from conftest import SHARED_REAL, Pipeline, write_config
+from support.realdata import one_day_copy
 
 pytestmark = pytest.mark.skipif(not SHARED_REAL.exists(), reason="../shared/data/real not present")
 DAY = "2025-07-02"
@@ -34,7 +35,8 @@ def real_store(tmp_path_factory, calendar):
     store = BarStore(tmp_path_factory.mktemp("realstore"))
     generate(store, calendar, ["AAPL", "MSFT"], "2025-06-23", "2025-07-01", seed=3)
     generate(store, calendar, ["MSFT"], DAY, DAY, seed=3)
-    import_csv(store, SHARED_REAL / "AAPL_2025-07-02_1m_extended.csv", symbol="AAPL")
+    csv = one_day_copy(SHARED_REAL / "AAPL_2025-07-02_1m_extended.csv", DAY, tmp_path_factory.mktemp("csv"))
+    import_csv(store, csv, symbol="AAPL")
     return store
 
 

@@ -250,3 +250,39 @@ def test_symbol_must_be_given_when_not_in_the_file_name(tmp_path):
     assert parse_csv(path, symbol="msft").symbol == "MSFT"
     with pytest.raises(CsvImportError, match="not a ticker"):
         parse_csv(path, symbol="../etc")
+
+
+# ---- implausible values and mixed sources ------------------------------------------------------------
+@pytest.mark.parametrize("row, problem", [
+    ("2025-07-02 13:33:00+00:00,1e308,1e308,1e308,1e308,5", "price 1e+308 above 10,000,000 (implausible)"),
+    ("2025-07-02 13:33:00+00:00,10,10,10,10,1e300", "volume 1e+300 above 1,000,000,000,000 (implausible)"),
+    ("1700-07-02 13:33:00+00:00,10,10,10,10,5", "outside the trading calendar's range"),
+    ("2025-07-02 13:33:00+00:00,inf,inf,10,10,5", "unparsable open 'inf'"),
+])
+def test_implausible_rows_are_rejected_with_their_line(tmp_path, cal, row, problem):
+    path = write_csv(tmp_path, "X.csv", [HEADER] + GOOD + [row])
+    store = BarStore(tmp_path / "store")
+    with pytest.raises(CsvImportError) as info:
+        import_csv(store, path, calendar=cal)
+    assert [(e.line, problem in e.problem) for e in info.value.errors] == [(5, True)]
+    assert not (tmp_path / "store").exists()
+
+
+@needs_real
+def test_real_file_over_generated_day_is_refused_then_replaces_whole_days(tmp_path, cal):
+    from common.data.generate import generate
+
+    store = BarStore(tmp_path)
+    generate(store, cal, ["AAPL"], "2025-07-01", "2025-07-02", seed=7)
+    before = store_files(tmp_path)
+    with pytest.raises(CsvImportError, match=r"2025-07-01 holds bars from generated \(seed 7\); 2025-07-02 holds "
+                                             r"bars from generated \(seed 7\); this write is AAPL_2025-07-02_1m_extended"
+                                             r".csv \(sha256 [0-9a-f]{12}\)"):
+        import_csv(store, AAPL, calendar=cal)
+    assert store_files(tmp_path) == before
+    import_csv(store, AAPL, calendar=cal, replace=True)
+    regular, _ = store.read_session("AAPL", "2025-07-02", *cal.open_close_ns("2025-07-02"))
+    assert len(regular) == 349  # the file's bars only: no generated bar fills its gaps
+    assert store.source("AAPL", "2025-07-02").startswith("AAPL_2025-07-02_1m_extended.csv (sha256 ")
+    again = import_csv(store, AAPL, calendar=cal)  # the same file again: same source, nothing changes
+    assert (again.added, again.replaced) == (0, 862)

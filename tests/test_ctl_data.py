@@ -150,3 +150,27 @@ def test_every_command_has_help(args):
     group = data_group if args[0] == "data" else calendar_group
     result = CliRunner().invoke(group, args[1:])
     assert result.exit_code == 0 and "Usage:" in result.stdout
+
+
+def test_check_counts_no_spill_over_day_and_reports_jumps(tmp_path):
+    """A UTC-dated file puts the previous evening's bars on their own exchange day: not a 0/390 session."""
+    import datetime as dt
+
+    import numpy as np
+
+    from common.data.store import BarStore
+    from common.domain.bars import Bars
+    from common.domain.timeconv import NS_PER_MIN, exchange_ns
+
+    store = BarStore(tmp_path)
+    evening = exchange_ns(dt.date(2025, 7, 1), "20:00") + np.arange(10, dtype=np.int64) * NS_PER_MIN
+    session = exchange_ns(dt.date(2025, 7, 2), "09:30") + np.arange(390, dtype=np.int64) * NS_PER_MIN
+    ts = np.concatenate([evening, session])
+    close = np.full(len(ts), 100.0)
+    close[10 + 120:] = 130.0  # a 30 % jump at 11:30
+    store.write_bars("AAPL", Bars(ts, close, close, close, close, np.ones(len(ts))), source="a.csv")
+    result = data(tmp_path, "check", "AAPL")
+    assert result.exit_code == 0, result.output
+    assert "2025-07-01  extended hours only (pre 0, post 10)" in result.output
+    assert "AAPL: 1 session(s), regular 390/390 (100.00%), 0 gap(s)" in result.output
+    assert "jumps >10% 1: 11:30 100->130 (+30.0%)" in result.output

@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from common.domain.bars import Bars
-from common.data.store import BarStore, StoreError
+from common.data.store import BarStore, SourceConflict, StoreError
 from common.domain.timeconv import NS_PER_MIN, exchange_date, exchange_ns
 
 D = dt.date
@@ -83,7 +83,7 @@ def test_crash_during_write_keeps_the_old_file(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(pq, "write_table", torn_write)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(StoreError, match=f"{store.path_for('AAPL', D(2025, 7, 2))}: cannot write .*disk full"):
         store.write_bars("AAPL", minute_bars(D(2025, 7, 2), "10:00", 30))
     assert files_under(tmp_path) == before
 
@@ -142,3 +142,50 @@ def test_dst_days_are_partitioned_by_exchange_date(tmp_path, first, last):
         assert {exchange_date(t) for t in stored.ts.tolist()} == {day}
         assert stored.ts[0] == exchange_ns(day, "04:00") and stored.ts[-1] == exchange_ns(day, "20:00")
     assert sum(store.row_count("X", d) for d in days) == len(bars)
+
+
+# ---- sources: a day never mixes two of them; writes of several days are all-or-nothing -------------
+def test_a_day_from_another_source_is_refused_naming_both(tmp_path):
+    store = BarStore(tmp_path)
+    store.write_bars("AAPL", minute_bars(D(2025, 7, 2), "09:30", 30), source="generated (seed 7)")
+    before = files_under(tmp_path)
+    two_days = Bars.concat([minute_bars(D(2025, 7, 1), "09:30", 5), minute_bars(D(2025, 7, 2), "10:00", 5)])
+    with pytest.raises(SourceConflict, match=r"2025-07-02 holds bars from generated \(seed 7\).*this write is a.csv"):
+        store.write_bars("AAPL", two_days, source="a.csv")
+    assert files_under(tmp_path) == before  # 07-01 was fine, but nothing is written
+
+
+def test_replace_makes_the_day_the_new_source_only(tmp_path):
+    store = BarStore(tmp_path)
+    store.write_bars("AAPL", minute_bars(D(2025, 7, 2), "09:30", 30), source="generated (seed 7)")
+    result = store.write_bars("AAPL", minute_bars(D(2025, 7, 2), "10:00", 5, price=50.0), source="a.csv",
+                              replace=True)
+    day = store.read_day("AAPL", "2025-07-02")
+    assert len(day) == 5 and day.close[0] == 50.0 and store.source("AAPL", "2025-07-02") == "a.csv"
+    assert result.days == 1
+
+
+def test_same_source_merges(tmp_path):
+    store = BarStore(tmp_path)
+    store.write_bars("AAPL", minute_bars(D(2025, 7, 2), "09:30", 30), source="a.csv")
+    result = store.write_bars("AAPL", minute_bars(D(2025, 7, 2), "09:50", 20), source="a.csv")
+    assert len(store.read_day("AAPL", "2025-07-02")) == 40 and (result.added, result.replaced) == (10, 10)
+
+
+def test_a_failed_day_leaves_every_day_as_it_was(tmp_path, monkeypatch):
+    store = BarStore(tmp_path)
+    store.write_bars("AAPL", minute_bars(D(2025, 7, 1), "09:30", 10), source="a.csv")
+    before = files_under(tmp_path)
+    real_write, calls = pq.write_table, []
+
+    def second_fails(table, where, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real_write(table, where, **kwargs)
+
+    monkeypatch.setattr(pq, "write_table", second_fails)
+    three_days = Bars.concat([minute_bars(D(2025, 7, d), "09:30", 20) for d in (1, 2, 3)])
+    with pytest.raises(StoreError, match="2025-07-02.parquet: cannot write .No space left on device"):
+        store.write_bars("AAPL", three_days, source="a.csv")
+    assert files_under(tmp_path) == before

@@ -40,6 +40,10 @@ class IndicatorSet:
             ind = make_indicator(entry["name"], entry["params"], n_slots)
             self.by_interval.setdefault(entry["interval"], []).append(ind)
 
+    def catalog(self) -> dict[tuple[str, str], tuple[str, ...]]:
+        """(interval, key) -> outputs of every indicator in the set."""
+        return {(interval, ind.key): tuple(ind.outputs) for interval, inds in self.by_interval.items() for ind in inds}
+
     def all(self):
         return [ind for inds in self.by_interval.values() for ind in inds]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -94,6 +94,36 @@ class Gap:
         return f"{fmt_exchange(self.start_ns)}-{fmt_exchange(self.end_ns)} ({self.count})"
 
 
+JUMP_PCT = 10.0  # a move this large between consecutive regular-hours minutes is worth a look
+
+
+@dataclass(frozen=True)
+class Jump:
+    """A suspicious move between consecutive minutes: previous close -> this bar's open (or close)."""
+
+    ts: int
+    before: float
+    after: float
+
+    @property
+    def pct(self) -> float:
+        return 100.0 * (self.after / self.before - 1.0)
+
+    def label(self) -> str:
+        return f"{fmt_exchange(self.ts)} {self.before:g}->{self.after:g} ({self.pct:+.1f}%)"
+
+
+def price_jumps(bars: Bars, limit_pct: float = JUMP_PCT) -> list[Jump]:
+    """Bars whose open or close is more than `limit_pct` away from the previous bar's close."""
+    if len(bars) < 2:
+        return []
+    prev = bars.close[:-1]
+    worst = np.where(np.abs(bars.open[1:] / prev - 1) >= np.abs(bars.close[1:] / prev - 1),
+                     bars.open[1:], bars.close[1:])
+    hits = np.flatnonzero(np.abs(worst / prev - 1) * 100.0 > limit_pct)
+    return [Jump(int(bars.ts[i + 1]), float(prev[i]), float(worst[i])) for i in hits.tolist()]
+
+
 @dataclass(frozen=True)
 class DayCheck:
     """What one stored day holds compared with the calendar's session."""
@@ -106,10 +136,18 @@ class DayCheck:
     duplicates: int                   # repeated timestamps (the store should never hold any)
     off_grid: int                     # regular-hours bars not on a whole minute after the open
     gaps: list[Gap] = field(default_factory=list)
+    jumps: list[Jump] = field(default_factory=list)
+    spill: bool = False               # a session day holding only extended-hours bars at the edge of the
+                                      # stored range (e.g. a UTC-dated file's previous evening): not counted
 
     @property
     def missing(self) -> int:
         return self.expected - self.present
+
+    @property
+    def counted(self) -> bool:
+        """Counts as a session in the totals."""
+        return self.session and not self.spill
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -117,6 +155,8 @@ class DayCheck:
         out["parts"] = asdict(self.parts)
         out["extended"] = self.parts.extended
         out["missing"] = self.missing
+        out["jumps"] = [{"time": fmt_exchange(j.ts), "ts": j.ts, "before": j.before, "after": j.after,
+                         "pct": round(j.pct, 4)} for j in self.jumps]
         out["gaps"] = [
             {"start": fmt_exchange(g.start_ns), "end": fmt_exchange(g.end_ns), "count": g.count,
              "start_ns": g.start_ns, "end_ns": g.end_ns}
@@ -133,7 +173,8 @@ def check_day(bars: Bars, day: dt.date, calendar) -> DayCheck:
         return DayCheck(day, False, 0, 0, day_parts(ts, None, None), duplicates, 0, [])
     open_ns, close_ns = calendar.open_close_ns(day)
     n_minutes = (close_ns - open_ns) // NS_PER_MIN
-    regular = np.unique(ts[(ts >= open_ns) & (ts < close_ns)])
+    regular_bars = bars.between(open_ns, close_ns)
+    regular = np.unique(regular_bars.ts)
     offset = regular - open_ns
     on_grid = offset % NS_PER_MIN == 0
     index = offset[on_grid] // NS_PER_MIN
@@ -144,7 +185,7 @@ def check_day(bars: Bars, day: dt.date, calendar) -> DayCheck:
     return DayCheck(
         day=day, session=True, expected=int(n_minutes), present=int(len(index)),
         parts=day_parts(ts, open_ns, close_ns), duplicates=duplicates,
-        off_grid=int(np.count_nonzero(~on_grid)), gaps=gaps,
+        off_grid=int(np.count_nonzero(~on_grid)), gaps=gaps, jumps=price_jumps(regular_bars),
     )
 
 
@@ -163,7 +204,23 @@ def check_symbol(store, calendar, symbol: str, start: dt.date | None = None,
         raise ValueError(f"end date {end} is before start date {start}")
     wanted = set(calendar.sessions(start, end))
     wanted.update(d for d in stored if start <= d <= end)
-    return [check_day(store.read_day(symbol, day), day, calendar) for day in sorted(wanted)]
+    checks = [check_day(store.read_day(symbol, day), day, calendar) for day in sorted(wanted)]
+    return _mark_spill(checks)
+
+
+def _mark_spill(checks: list[DayCheck]) -> list[DayCheck]:
+    """Session days at either end of the range that hold extended-hours bars only are spill-over from a
+    neighbouring day's file (e.g. 20:00-23:59 ET of the evening before a UTC-dated file), not sessions."""
+    with_regular = [i for i, c in enumerate(checks) if c.present > 0]
+    if not with_regular:
+        return checks
+    first, last = with_regular[0], with_regular[-1]
+    out = []
+    for i, c in enumerate(checks):
+        edge = i < first or i > last
+        spill = edge and c.session and c.present == 0 and c.parts.extended > 0
+        out.append(replace(c, spill=True) if spill else c)
+    return out
 
 
 def describe_ts(ns: int) -> str:

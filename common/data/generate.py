@@ -147,6 +147,11 @@ def generate_day(symbol: str, day: dt.date, open_ns: int, close_ns: int, seed: i
     return Bars.concat([pre, regular, post])
 
 
+def generated_source(seed: int) -> str:
+    """The store's source label of generated days (one label per seed)."""
+    return f"generated (seed {int(seed)})"
+
+
 def generate(store, calendar, symbols: Iterable[str], start: dt.date | str, end: dt.date | str,
              seed: int = DEFAULT_SEED, progress: Callable[[int], None] | None = None) -> GenerateReport:
     """Write synthetic bars for every symbol and trading session in [start, end] into `store`.
@@ -166,7 +171,7 @@ def generate(store, calendar, symbols: Iterable[str], start: dt.date | str, end:
         profile = symbol_profile(symbol, seed)
         for day, (open_ns, close_ns) in zip(days, bounds):
             bars = generate_day(symbol, day, open_ns, close_ns, seed, profile)
-            files += store.write_bars(symbol, bars).days
+            files += store.write_bars(symbol, bars, source=generated_source(seed)).days
             total += len(bars)
             if progress is not None:
                 progress(1)

@@ -6,8 +6,12 @@ read; a date range touches only the files of the dates inside it. The date of a 
 bars live together.
 
 Schema: ts (timestamp[ns, UTC], bar open time), open, high, low, close (float64), volume (float64).
-Writes merge with what is there (same ts -> replaced, never duplicated) and are atomic: a temp file in the
-same folder, fsync, then rename, so a crash never leaves a torn file.
+Each file records its day's source in the schema metadata (`source`: the imported file's name and
+content hash, or the generator and its seed). A write merges with a day from the same source (same
+ts -> replaced, never duplicated: re-importing a file changes nothing); a day held by another source
+is refused, naming both, unless the write replaces whole days. A write of several days is
+all-or-nothing: every day goes to a temp file first, the renames happen only when all are written,
+and a failed rename puts the earlier days back.
 """
 from __future__ import annotations
 
@@ -27,10 +31,15 @@ SCHEMA = pa.schema(
     [("ts", pa.timestamp("ns", tz="UTC"))] + [(f, pa.float64()) for f in FIELDS[1:]]
 )
 _UTC_OFFSET_CACHE: dict[int, int] = {}
+UNKNOWN_SOURCE = "unknown (written before sources were recorded)"
 
 
 class StoreError(RuntimeError):
     """A store problem that names the file (corrupt file, bad schema)."""
+
+
+class SourceConflict(StoreError):
+    """A write into days that hold bars from another source (nothing was written)."""
 
 
 @dataclass(frozen=True)
@@ -62,10 +71,15 @@ def _day_from_number(num: int) -> dt.date:
     return dt.date(1970, 1, 1) + dt.timedelta(days=int(num))
 
 
-def _bars_to_table(bars: Bars) -> pa.Table:
+def _bars_to_table(bars: Bars, source: str = UNKNOWN_SOURCE) -> pa.Table:
     arrays = [pa.array(bars.ts.astype("datetime64[ns]"), type=pa.timestamp("ns", tz="UTC"))]
     arrays += [pa.array(getattr(bars, f), type=pa.float64()) for f in FIELDS[1:]]
-    return pa.Table.from_arrays(arrays, schema=SCHEMA)
+    return pa.Table.from_arrays(arrays, schema=SCHEMA.with_metadata({b"source": source.encode()}))
+
+
+def _table_source(table_or_schema) -> str:
+    meta = table_or_schema.schema.metadata if hasattr(table_or_schema, "schema") else table_or_schema.metadata
+    return (meta or {}).get(b"source", UNKNOWN_SOURCE.encode()).decode()
 
 
 def _table_to_bars(table: pa.Table, path: Path) -> Bars:
@@ -90,6 +104,16 @@ def merge_bars(old: Bars, new: Bars) -> tuple[Bars, int]:
 
 def atomic_write_table(table: pa.Table, path: Path) -> None:
     """Write to a temp file in the same folder, fsync, then rename over `path`."""
+    tmp = _write_temp(table, path)
+    try:
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _write_temp(table: pa.Table, path: Path) -> Path:
+    """`table` into a hidden temp file beside `path`, fsynced; removed again if the write fails."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
@@ -97,10 +121,60 @@ def atomic_write_table(table: pa.Table, path: Path) -> None:
             pq.write_table(table, fh, compression="snappy")
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
+    except BaseException as exc:
         if tmp.exists():
             tmp.unlink()
+        if isinstance(exc, OSError):
+            raise StoreError(f"{path}: cannot write ({exc.strerror or exc})") from None
+        raise
+    return tmp
+
+
+def commit_files(tables: list[tuple[Path, pa.Table]]) -> None:
+    """Write several files all-or-nothing: every table to a temp file first; only when all are written,
+    rename them into place, keeping the previous files aside until the last rename succeeded."""
+    temps: list[tuple[Path, Path]] = []
+    try:
+        for path, table in tables:
+            temps.append((_write_temp(table, path), path))
+    except BaseException:
+        for tmp, _ in temps:
+            tmp.unlink(missing_ok=True)
+        raise
+    _rename_all(temps)
+
+
+def _rename_all(temps: list[tuple[Path, Path]]) -> None:
+    backups: list[tuple[Path, Path | None]] = []
+    try:
+        for tmp, path in temps:
+            backup = path.with_name(f".{path.name}.old-{os.getpid()}") if path.exists() else None
+            if backup is not None:
+                os.replace(path, backup)
+            backups.append((path, backup))
+            os.replace(tmp, path)
+    except BaseException:
+        for path, backup in reversed(backups):
+            if backup is not None:
+                os.replace(backup, path)
+            else:
+                path.unlink(missing_ok=True)
+        for tmp, _ in temps:
+            tmp.unlink(missing_ok=True)
+        raise
+    for _, backup in backups:
+        if backup is not None:
+            backup.unlink(missing_ok=True)
+
+
+def _split_days(bars: Bars):
+    """(exchange-local date, that day's bars) for sorted bars."""
+    days = exchange_day_numbers(bars.ts)
+    bounds = np.flatnonzero(np.diff(days)) + 1
+    starts = np.concatenate([[0], bounds])
+    ends = np.concatenate([bounds, [len(bars)]])
+    for lo, hi in zip(starts.tolist(), ends.tolist()):
+        yield _day_from_number(days[lo]), bars.take(slice(lo, hi))
 
 
 class BarStore:
@@ -113,25 +187,49 @@ class BarStore:
         return self.root / interval / symbol / f"{day.year:04d}" / f"{day.isoformat()}.parquet"
 
     # ---- writing -------------------------------------------------------------------------------
-    def write_bars(self, symbol: str, bars: Bars, interval: str = "1m") -> WriteResult:
-        """Merge `bars` (sorted, unique ts) into the store, one atomic file write per day touched."""
+    def write_bars(self, symbol: str, bars: Bars, interval: str = "1m", source: str = UNKNOWN_SOURCE,
+                   replace: bool = False) -> WriteResult:
+        """Write `bars` (sorted, unique ts) from `source`, all days or none.
+
+        A day held by the same source is merged (same ts replaced); a day held by another source is a
+        SourceConflict naming the day and both sources, unless `replace`: then the day's bars are the
+        new ones only. Nothing is written when any day conflicts or any file cannot be written."""
         if not len(bars):
             return WriteResult(0, 0, 0)
-        days = exchange_day_numbers(bars.ts)
-        bounds = np.flatnonzero(np.diff(days)) + 1
-        starts = np.concatenate([[0], bounds])
-        ends = np.concatenate([bounds, [len(bars)]])
-        added = replaced = 0
-        for lo, hi in zip(starts.tolist(), ends.tolist()):
-            day = _day_from_number(days[lo])
-            part = bars.take(slice(lo, hi))
+        plan, conflicts, added, replaced = [], [], 0, 0
+        for day, part in _split_days(bars):
             path = self.path_for(symbol, day, interval)
-            old = self._read_path(path) if path.exists() else Bars.empty()
-            merged, n_replaced = merge_bars(old, part)
-            atomic_write_table(_bars_to_table(merged), path)
+            old, old_source = self._read_with_source(path)
+            if len(old) and old_source != source and not replace:
+                conflicts.append(f"{day} holds bars from {old_source}")
+                continue
+            merged, n_replaced = merge_bars(old if old_source == source else Bars.empty(), part)
+            if old_source != source:
+                n_replaced = int(np.isin(part.ts, old.ts).sum())
+            plan.append((path, _bars_to_table(merged, source)))
             replaced += n_replaced
             added += len(part) - n_replaced
-        return WriteResult(len(starts), added, replaced)
+        if conflicts:
+            raise SourceConflict(f"{symbol}: refusing to mix sources, nothing written: {'; '.join(conflicts)}; "
+                                 f"this write is {source} (replace those whole days with --replace)")
+        commit_files(plan)
+        return WriteResult(len(plan), added, replaced)
+
+    def _read_with_source(self, path: Path) -> tuple[Bars, str]:
+        if not path.exists():
+            return Bars.empty(), UNKNOWN_SOURCE
+        return self._read_path(path), self.source_of_path(path)
+
+    def source_of_path(self, path: Path) -> str:
+        try:
+            return _table_source(pq.read_schema(path))
+        except (pa.ArrowException, OSError) as exc:
+            raise StoreError(f"{path}: unreadable Parquet file ({exc})") from None
+
+    def source(self, symbol: str, day: dt.date | str, interval: str = "1m") -> str | None:
+        """Where a stored day's bars came from (None: no such day)."""
+        path = self.path_for(symbol, parse_date(day), interval)
+        return self.source_of_path(path) if path.exists() else None
 
     # ---- reading -------------------------------------------------------------------------------
     def _read_path(self, path: Path) -> Bars:

@@ -1,6 +1,7 @@
 """What a strategy sees: `ctx` (clock, replica views, signals, commands) and the `Bar` on_bar receives."""
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,7 +24,17 @@ class Bar:
 
     @property
     def time(self) -> str:
+        """Open time as exchange-local 'HH:MM'."""
         return fmt_exchange(self.ts)
+
+    @property
+    def datetime(self) -> dt.datetime:
+        """Open time as an exchange-local, timezone-aware datetime."""
+        return datetime_from_ns(self.ts)
+
+
+class IndicatorNotComputed(LookupError):
+    """ctx.indicator() for an indicator this session does not compute."""
 
 
 class Context:
@@ -34,13 +45,24 @@ class Context:
         self.strategy = strategy_name
 
     @property
-    def clock_ns(self) -> int:
+    def clock(self) -> int:
+        """The simulated clock, int64 UTC nanoseconds like every `ts` (every bar closed at or before it is
+        known). `ctx.now()` gives it as an exchange-local datetime."""
         return self._handler.replica.clock_ns
 
-    @property
-    def clock(self):
-        """Exchange-time datetime of the clock."""
-        return datetime_from_ns(self.clock_ns)
+    def now(self) -> dt.datetime:
+        """The clock as an exchange-local (America/New_York), timezone-aware datetime."""
+        return datetime_from_ns(self.clock)
+
+    @staticmethod
+    def exchange_time(ns: int) -> dt.datetime:
+        """Any engine timestamp (int64 UTC ns: a clock, a bar's ts) as an exchange-local datetime."""
+        return datetime_from_ns(int(ns))
+
+    @staticmethod
+    def fmt(ns: int, with_date: bool = False) -> str:
+        """A timestamp as exchange-local 'HH:MM' (or 'YYYY-MM-DD HH:MM')."""
+        return fmt_exchange(int(ns), with_date=with_date)
 
     @property
     def session_date(self) -> str | None:
@@ -64,6 +86,13 @@ class Context:
         return Bar(int(bars.ts[-1]), *(float(getattr(bars, f)[-1]) for f in FIELDS[1:]), int(counts[-1]))
 
     def indicator(self, symbol: str, interval: str, key: str, output: str = "value") -> np.ndarray:
+        """Values of indicator `key` (e.g. 'sma(20)', 'macd(12,26,9)' with output 'hist') at the symbol's
+        bars of `interval`, aligned with bars(symbol, interval); NaN while warming up. An indicator the
+        session does not compute raises IndicatorNotComputed naming where to declare it."""
+        outputs = self._handler.computed_indicators.get((interval, key))
+        if outputs is None or output not in outputs:
+            raise IndicatorNotComputed(_not_computed(interval, key, output, outputs,
+                                                     self._handler.computed_indicators))
         return self._handler.replica.indicator(symbol, interval, key, output)
 
     def gaps(self, symbol: str, interval: str = "1m") -> list[tuple[str, str, int]]:
@@ -94,3 +123,10 @@ class Context:
         self._handler.record_signal(self.strategy, symbol, side, float(qty), reason, extra)
 
 
+def _not_computed(interval: str, key: str, output: str, outputs, computed: dict) -> str:
+    if outputs is not None:
+        return f"indicator {interval} {key} has outputs {', '.join(outputs)}, not {output!r}"
+    listed = ", ".join(f"{i} {k}" for i, k in sorted(computed)) or "none"
+    return (f"indicator {interval} {key} is not computed in this session: add it to the config's "
+            f"\"indicators\" (e.g. {{\"name\": \"{key.split('(')[0]}\", \"interval\": \"{interval}\", "
+            f"\"params\": {{...}}}}; keys and params: docs/indicators.md); computed: {listed}")

@@ -8,9 +8,10 @@ arrives whole, and the strategy hears once, through on_symbol_added.
 from __future__ import annotations
 
 import json
+import traceback
 from pathlib import Path
 
-from common.answers.derived import DerivedAnswers
+from common.answers.derived import DerivedAnswers, IndicatorSet
 from common.answers.quality import QualityAnswers
 from common.domain.timeconv import NS_PER_MIN, fmt_exchange
 from common.stage.replica import (
@@ -49,7 +50,8 @@ class AnalysisHandler:
         self.stop_run = False  # a strategy with on_error="stop" raised: the runtime asks the coordinator to stop
         self.session_steps = 0
         self.silent = False  # replaying a snapshot: rebuild state, call no strategy
-        self.outbox: list[tuple[str, dict]] = []  # commands strategies asked for, sent by the runtime
+        self.outbox: list[tuple[str, dict]] = []
+        self.computed_indicators = IndicatorSet(config.indicators, 1).catalog()  # (interval, key) -> outputs  # commands strategies asked for, sent by the runtime
 
     def take_commands(self) -> list[tuple[str, dict]]:
         out, self.outbox = self.outbox, []
@@ -103,7 +105,8 @@ class AnalysisHandler:
             if not self.started and not self.silent:
                 self.started = True
                 self._call_all("on_start")
-            self._call_all("on_session_start", msg.body["date"])
+        elif kind == P.HISTORY:  # follows SESSION_START: the day starts for strategies with history in place
+            self._call_all("on_session_start", self.replica.date)
         elif kind == P.STEP:
             self.session_steps += 1
             self._on_step(msg, derived)
@@ -164,9 +167,9 @@ class AnalysisHandler:
         except Exception as exc:  # a user's strategy may raise anything; report it and go on
             symbol = args[0] if args and isinstance(args[0], str) and callback != "on_session_start" else "-"
             entry = next(e for n, _, e in self.strategies if n == name)
-            self.log.error("strategy %s raised in %s (symbol %s, clock %s): %s: %s; %s", name, callback, symbol,
-                           fmt_exchange(self.replica.clock_ns, with_date=True), type(exc).__name__, exc,
-                           "stopping the run" if entry == "stop" else "strategy disabled")
+            self.log.error("strategy %s raised in %s (symbol %s, clock %s): %s: %s; %s; traceback: %s", name,
+                           callback, symbol, fmt_exchange(self.replica.clock_ns, with_date=True), type(exc).__name__,
+                           exc, "stopping the run" if entry == "stop" else "strategy disabled", one_line_traceback(exc))
             self.disabled[name] = f"{callback} {symbol} {fmt_exchange(self.replica.clock_ns, with_date=True)}: {exc}"
             if entry == "stop":
                 self.stop_run = True
@@ -206,3 +209,17 @@ class AnalysisHandler:
         for row in self.summary:
             self.log.info("  %s  steps %d  bars %s  signals %s", row["session_date"], row["steps"],
                           row["bars_seen"], row["signals"])
+
+
+def one_line_traceback(exc: BaseException) -> str:
+    """The frames below the strategy call as 'file:line in function' joined by ' > ' (the log stays one
+    line per event and still shows where the strategy failed)."""
+    frames = traceback.extract_tb(exc.__traceback__)[1:]  # [0] is AnalysisHandler._call itself
+    return " > ".join(f"{_short_path(f.filename)}:{f.lineno} in {f.name}" for f in frames) or "-"
+
+
+def _short_path(filename: str) -> str:
+    try:
+        return str(Path(filename).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return filename

@@ -10,6 +10,7 @@ Exact duplicate rows are kept once and counted; rows may come in any order (they
 from __future__ import annotations
 
 import csv
+import hashlib
 import datetime as dt
 import os
 import re
@@ -21,9 +22,12 @@ import numpy as np
 
 from common.domain.bars import PRICE_FIELDS, Bars
 from common.data.datacheck import SessionParts, describe_ts, normalise_symbol, session_parts
+from common.data.store import StoreError
 from common.domain.timeconv import EXCHANGE_TZ, NS_PER_MIN, NS_PER_SEC, UTC, ns_from_datetime
 
 VALUE_FIELDS = PRICE_FIELDS + ("volume",)
+MAX_PRICE = 10_000_000.0      # no listed US instrument trades above this per share or point
+MAX_VOLUME = 1_000_000_000_000.0  # a trillion units in one minute is a data error
 ALIASES: dict[str, tuple[str, ...]] = {
     "timestamp": ("timestamp", "datetime", "date_time", "time_stamp", "ts"),
     "open": ("open", "o", "open_price"),
@@ -290,9 +294,33 @@ def _timestamps(texts: list[str], tz: dt.tzinfo) -> tuple[np.ndarray, list[str |
     return ns, problems
 
 
-def _row_problems(raw: _RawRows, tz: dt.tzinfo) -> tuple[np.ndarray, dict[str, np.ndarray], list[list[str]]]:
+def _calendar_span(calendar) -> tuple[int, int] | None:
+    """UTC ns range of the calendar's first to last day (bars outside it cannot be sessions)."""
+    if calendar is None:
+        return None
+    first = ns_from_datetime(dt.datetime.combine(calendar.first_session, dt.time(), EXCHANGE_TZ))
+    last = ns_from_datetime(dt.datetime.combine(calendar.last_session + dt.timedelta(days=1), dt.time(), EXCHANGE_TZ))
+    return first, last
+
+
+def _plausibility_checks(o, h, l, c, v) -> list:
+    """(mask, message) of values no real 1-minute bar has: beyond MAX_PRICE / MAX_VOLUME."""
+    return [
+        (np.max(np.stack([o, h, l, c]), axis=0) > MAX_PRICE,
+         lambda i: f"price {max(o[i], h[i], l[i], c[i]):g} above {MAX_PRICE:,.0f} (implausible)"),
+        (v > MAX_VOLUME, lambda i: f"volume {v[i]:g} above {MAX_VOLUME:,.0f} (implausible)"),
+    ]
+
+
+def _row_problems(raw: _RawRows, tz: dt.tzinfo, span: tuple[int, int] | None = None
+                  ) -> tuple[np.ndarray, dict[str, np.ndarray], list[list[str]]]:
     """Parse every field; return ts, values and a list of problems per row."""
     ts, ts_problems = _timestamps(raw.cells["timestamp"], tz)
+    if span is not None:
+        for i in np.flatnonzero((ts < span[0]) | (ts >= span[1])).tolist():
+            if ts_problems[i] is None:
+                ts_problems[i] = (f"timestamp {raw.cells['timestamp'][i].strip()!r} is outside the trading "
+                                  f"calendar's range")
     problems = [[p] if p else [] for p in ts_problems]
     values: dict[str, np.ndarray] = {}
     for fld in VALUE_FIELDS:
@@ -307,7 +335,7 @@ def _row_problems(raw: _RawRows, tz: dt.tzinfo) -> tuple[np.ndarray, dict[str, n
             (h < np.maximum(o, c), lambda i: f"high {h[i]:g} < max(open, close) {max(o[i], c[i]):g}"),
             (l > np.minimum(o, c), lambda i: f"low {l[i]:g} > min(open, close) {min(o[i], c[i]):g}"),
             (v < 0, lambda i: f"negative volume {v[i]:g}"),
-        ]
+        ] + _plausibility_checks(o, h, l, c, v)
     for mask, message in checks:
         for i in np.flatnonzero(mask).tolist():
             problems[i].append(message(i))
@@ -346,7 +374,7 @@ def _resolve_duplicates(ts: np.ndarray, values: dict[str, np.ndarray], good: np.
     return idx[keep], duplicates, errors
 
 
-def parse_csv(path: str | os.PathLike, symbol: str | None = None, tz=None) -> ParsedCsv:
+def parse_csv(path: str | os.PathLike, symbol: str | None = None, tz=None, calendar=None) -> ParsedCsv:
     """Read and validate one vendor CSV; raises CsvImportError only for file-level problems."""
     path_text = str(path)
     path = Path(path)
@@ -365,7 +393,7 @@ def parse_csv(path: str | os.PathLike, symbol: str | None = None, tz=None) -> Pa
     if not raw.lines and not raw.errors:
         raise CsvImportError(f"{path_text}: no data rows")
     lines = np.array(raw.lines, dtype=np.int64)
-    ts, values, problems = _row_problems(raw, zone)
+    ts, values, problems = _row_problems(raw, zone, _calendar_span(calendar))
     good = np.array([not p for p in problems], dtype=bool)
     keep, duplicates, conflicts = _resolve_duplicates(ts, values, good, lines)
     bad = [(int(lines[i]), "; ".join(p)) for i, p in enumerate(problems) if p]
@@ -388,20 +416,32 @@ def rejection_message(parsed: ParsedCsv) -> str:
             f"(skip them with skip_bad): {shown}{tail}")
 
 
+def file_source(path: str | os.PathLike) -> str:
+    """The store's source label of an imported file: its name and content hash (the same file imported
+    twice is the same source; an edited file is another one)."""
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return f"{Path(path).name} (sha256 {digest[:12]})"
+
+
 def import_csv(store, path: str | os.PathLike, symbol: str | None = None, tz=None,
-               skip_bad: bool = False, calendar=None) -> ImportReport:
+               skip_bad: bool = False, calendar=None, replace: bool = False) -> ImportReport:
     """Parse, validate and write one file; all-or-nothing unless `skip_bad`.
 
-    `calendar` (a TradingCalendar) is used to count pre/regular/post bars; one is built if omitted.
+    `calendar` (a TradingCalendar) is used to count pre/regular/post bars and to refuse dates it does
+    not cover; one is built if omitted. Days that hold bars from another source are refused (nothing
+    written) unless `replace`, which replaces those whole days by the file's bars.
     """
-    parsed = parse_csv(path, symbol=symbol, tz=tz)
-    if parsed.errors and not skip_bad:
-        raise CsvImportError(rejection_message(parsed), parsed.errors)
     if calendar is None:
         from common.domain.calendar import TradingCalendar
 
         calendar = TradingCalendar()
-    written = store.write_bars(parsed.symbol, parsed.bars)
+    parsed = parse_csv(path, symbol=symbol, tz=tz, calendar=calendar)
+    if parsed.errors and not skip_bad:
+        raise CsvImportError(rejection_message(parsed), parsed.errors)
+    try:
+        written = store.write_bars(parsed.symbol, parsed.bars, source=file_source(path), replace=replace)
+    except StoreError as exc:
+        raise CsvImportError(f"{parsed.path}: {exc}") from None
     parts, days = session_parts(parsed.bars.ts, calendar)
     return ImportReport(
         path=parsed.path, symbol=parsed.symbol, rows=parsed.rows, bars=len(parsed.bars),

@@ -17,7 +17,7 @@ import click
 
 from common.domain.calendar import CalendarError, TradingCalendar
 from services.ctl.csvimport import CsvImportError, import_csv
-from common.data.datacheck import DayCheck, check_symbol, normalise_symbol
+from common.data.datacheck import JUMP_PCT, DayCheck, check_symbol, normalise_symbol
 from common.data.generate import DEFAULT_SEED, generate
 from common.data.store import BarStore, StoreError
 from common.domain.timeconv import UTC, datetime_from_ns, fmt_exchange, parse_date
@@ -162,21 +162,24 @@ def generate_cmd(ctx, symbols: str, start: dt.date, end: dt.date, seed: int, as_
 @click.option("--symbol", help="Ticker for every file (default: from the file name, e.g. AAPL_….csv).")
 @click.option("--tz", help="Time zone of naive timestamps (default: America/New_York).")
 @click.option("--skip-bad", is_flag=True, help="Write the good rows of a file that has bad ones.")
+@click.option("--replace", is_flag=True, help="Replace whole days that hold bars from another source.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON report per file.")
 @click.pass_context
 @friendly_errors
-def import_cmd(ctx, files: tuple[Path, ...], symbol: str | None, tz: str | None, skip_bad: bool,
+def import_cmd(ctx, files: tuple[Path, ...], symbol: str | None, tz: str | None, skip_bad: bool, replace: bool,
                as_json: bool) -> None:
     """Import vendor CSV files of 1-minute bars.
 
     All-or-nothing per file: a bad row rejects the file unless --skip-bad. Re-importing a file
-    replaces the same bars, never duplicates them.
+    changes nothing. A day that holds bars from another source (another file, generated data) is
+    refused, naming the day and both sources, unless --replace, which replaces those whole days.
     """
     store, calendar = _store(ctx), _calendar()
     results, failures = [], []
     for path in files:
         try:
-            report = import_csv(store, path, symbol=symbol, tz=tz, skip_bad=skip_bad, calendar=calendar)
+            report = import_csv(store, path, symbol=symbol, tz=tz, skip_bad=skip_bad, calendar=calendar,
+                                replace=replace)
         except CsvImportError as exc:
             _list_bad_rows(exc.errors)
             message = (f"{path}: rejected, {len(exc.errors)} bad row(s), nothing written "
@@ -252,16 +255,19 @@ def check_cmd(ctx, symbol: str, start: dt.date | None, end: dt.date | None, as_j
     t = _totals(checks)
     click.echo(f"{symbol}: {t['sessions']} session(s), regular {t['present']}/{t['expected']} "
                f"({t['coverage_pct']:.2f}%), {t['gaps']} gap(s), extended {t['extended']}, "
-               f"duplicates {t['duplicates']}")
+               f"duplicates {t['duplicates']}, jumps {t['jumps']}"
+               + (f", {t['spill_days']} extended-only day(s) not counted" if t["spill_days"] else ""))
 
 
 def _totals(checks: list[DayCheck]) -> dict:
-    expected = sum(c.expected for c in checks)
-    present = sum(c.present for c in checks)
+    counted = [c for c in checks if c.counted]
+    expected = sum(c.expected for c in counted)
+    present = sum(c.present for c in counted)
     return {
-        "sessions": sum(c.session for c in checks), "expected": expected, "present": present,
+        "sessions": len(counted), "expected": expected, "present": present,
+        "spill_days": sum(c.spill for c in checks), "jumps": sum(len(c.jumps) for c in checks),
         "coverage_pct": round(100.0 * present / expected, 4) if expected else 0.0,
-        "gaps": sum(len(c.gaps) for c in checks), "extended": sum(c.parts.extended for c in checks),
+        "gaps": sum(len(c.gaps) for c in counted), "extended": sum(c.parts.extended for c in checks),
         "duplicates": sum(c.duplicates for c in checks),
     }
 
@@ -269,6 +275,9 @@ def _totals(checks: list[DayCheck]) -> dict:
 def _check_line(c: DayCheck) -> str:
     if not c.session:
         return f"{c.day}  not a session: {c.parts.closed} bar(s) stored on a closed day"
+    if c.spill:
+        return (f"{c.day}  extended hours only (pre {c.parts.pre}, post {c.parts.post}): spill-over from a "
+                f"neighbouring day's file, not counted as a session")
     early = " early-close" if c.expected < 390 else ""
     line = (f"{c.day}  regular {c.present:>3}/{c.expected}{early}  "
             f"extended {c.parts.extended} (pre {c.parts.pre}, post {c.parts.post})  "
@@ -279,6 +288,10 @@ def _check_line(c: DayCheck) -> str:
         shown = ", ".join(g.label() for g in c.gaps[:MAX_GAPS_LISTED])
         more = f", +{len(c.gaps) - MAX_GAPS_LISTED} more" if len(c.gaps) > MAX_GAPS_LISTED else ""
         line += f"  gaps {len(c.gaps)}: {shown}{more}"
+    if c.jumps:
+        shown = ", ".join(j.label() for j in c.jumps[:MAX_GAPS_LISTED])
+        more = f", +{len(c.jumps) - MAX_GAPS_LISTED} more" if len(c.jumps) > MAX_GAPS_LISTED else ""
+        line += f"  jumps >{JUMP_PCT:g}% {len(c.jumps)}: {shown}{more}"
     return line
 
 

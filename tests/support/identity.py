@@ -91,7 +91,8 @@ def real_add_run(tmp: Path) -> dict[str, str]:
     calendar = TradingCalendar()
     generate(store, calendar, ["AAPL", "MSFT"], "2025-06-23", "2025-07-01", seed=3)
     generate(store, calendar, ["MSFT"], DAY, DAY, seed=3)
-    import_csv(store, REAL / "AAPL_2025-07-02_1m_extended.csv", symbol="AAPL")
+    from support.realdata import one_day_copy
+    import_csv(store, one_day_copy(REAL / "AAPL_2025-07-02_1m_extended.csv", DAY, tmp), symbol="AAPL")
     base = json.loads((ROOT / "configs" / "default.json").read_text())
     base["session"].update(start_date=DAY, end_date=DAY, symbols=["MSFT"])
     base["historical"] = [{"trailing_days": 3, "intervals": ["1m", "5m", "1d"], "apply_to": "all"}]
