@@ -15,11 +15,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from common.domain.indicators import INDICATORS, MAX_PERIOD, indicator_key, make_indicator, validate_indicator
+from common.domain.indicators import (INDICATORS, MAX_PERIOD, describe_indicators, indicator_key, make_indicator,
+                                      validate_indicator)
 
 talib = pytest.importorskip("talib")
 
 REAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "indicators.md"
 
 PARAM_SETS = {
     "sma": [{}, {"period": 1}, {"period": 7}],
@@ -422,6 +424,23 @@ def test_update_edge_cases():
         ind.load_state({"n": np.zeros(2, np.int64)})
     state = ind.state()
     assert all(isinstance(a, np.ndarray) and a.dtype in (np.float64, np.int64) for a in state.values())
+
+
+def test_docs_table_lists_what_describe_indicators_gives():
+    """docs/indicators.md has one row per indicator, in registry order, with its parameters and
+    defaults, key example and outputs exactly as describe_indicators() gives them."""
+    rows = {}
+    for line in DOCS.read_text().splitlines():
+        if line.startswith("| `"):
+            cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+            rows[cells[0].strip("`")] = cells[1:4]
+    described = describe_indicators()
+    assert list(rows) == [d["name"] for d in described]
+    for d in described:
+        params = ", ".join(f"`{name}={default}`" for name, default in d["params"].items()) or "none"
+        outputs = ", ".join(f"`{output}`" for output in d["outputs"])
+        assert rows[d["name"]] == [params, f"`{d['key']}`", outputs], d["name"]
+        assert d["key"] == make_indicator(d["name"], {}, 1).key
 
 
 # ------------------------------------------------------------------------------------------------
