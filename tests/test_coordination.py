@@ -9,7 +9,7 @@ import pytest
 from common.wire import protocol as P
 from services.analysis.handler import AnalysisHandler, Context
 from common.config import ConfigError, parse_config
-from services.coordinator.engine import SessionEngine
+from services.coordinator.engine import SessionEngine, State
 from services.processor.handler import ProcessorHandler
 from services.quality.handler import QualityHandler
 from common.domain.timeconv import NS_PER_MIN
@@ -42,7 +42,7 @@ def engine_for(sample_store, calendar, **session) -> tuple[SessionEngine, Wire]:
 
 def ack_all(engine: SessionEngine) -> None:
     engine.on_ack({"stage": "processor", "kind": "step", "ref": engine.global_step})
-    engine.on_ack({"stage": "processor", "kind": "snapshot", "ref": engine.snapshot_id})
+    engine.on_ack({"stage": "processor", "kind": "snapshot", "ref": engine.catchup.snapshot_id})
 
 
 def run_until_quiet(engine: SessionEngine, now: float = 0.0) -> None:
@@ -57,7 +57,7 @@ def run_until_quiet(engine: SessionEngine, now: float = 0.0) -> None:
 def test_retried_request_is_applied_once(sample_store, calendar):
     engine, wire = engine_for(sample_store, calendar)
     run_until_quiet(engine)
-    assert engine.state == "paused" and engine.clock_ns == calendar.open_close_ns("2025-07-02")[0] + 150 * NS_PER_MIN
+    assert engine.state is State.PAUSED and engine.clock_ns == calendar.open_close_ns("2025-07-02")[0] + 150 * NS_PER_MIN
     first = engine.command("add-symbol", {"symbols": ["AAPL"]}, "req-1")
     again = engine.command("add-symbol", {"symbols": ["AAPL"]}, "req-1")
     assert first == again and first["ok"]
@@ -75,7 +75,7 @@ def test_clock_frozen_from_pause_to_resume(sample_store, calendar):
     start = types.index(P.PAUSE)
     assert types[start:start + 3] == [P.PAUSE, P.CATCHUP_SNAPSHOT, P.CATCHUP_SNAPSHOT]
     assert P.RESUME not in types[start:]  # no RESUME before every snapshot is acked
-    engine.on_ack({"stage": "processor", "kind": "snapshot", "ref": engine.snapshot_id - 1})
+    engine.on_ack({"stage": "processor", "kind": "snapshot", "ref": engine.catchup.snapshot_id - 1})
     engine.advance(0.0)
     assert P.RESUME not in wire.types()[start:]  # the first of two snapshots is not enough
     ack_all(engine)
@@ -95,7 +95,7 @@ def test_stop_is_honoured_while_a_snapshot_is_unacked(sample_store, calendar):
     engine.advance(0.0)  # snapshot out, never acked
     engine.command("stop", {}, "s")
     engine.advance(0.0)
-    assert wire.types()[-1] == P.BACKTEST_END and engine.state == "ending"
+    assert wire.types()[-1] == P.BACKTEST_END and engine.state is State.ENDING
 
 
 def test_name_held_by_another_process_is_refused(sample_store, calendar):
@@ -125,10 +125,10 @@ def test_analysis_context_gaps_equal_the_store(sample_store, calendar):
             if msg.type in P.ANSWERS[name]:
                 answers[name] = out[0]
         analysis.handle(msg, answers)
-        if msg.type == P.STEP and msg.clock == engine.open_ns + 200 * NS_PER_MIN:
+        if msg.type == P.STEP and msg.clock == engine.session.open_ns + 200 * NS_PER_MIN:
             ctx = Context(analysis, "test")
-            bars, _ = sample_store.read_session("MSFT", "2025-07-02", engine.open_ns, engine.close_ns)
-            minutes = set(((bars.ts - engine.open_ns) // NS_PER_MIN).tolist())
+            bars, _ = sample_store.read_session("MSFT", "2025-07-02", engine.session.open_ns, engine.session.close_ns)
+            minutes = set(((bars.ts - engine.session.open_ns) // NS_PER_MIN).tolist())
             missing = [m for m in range(200) if m not in minutes]
             listed = [m for first, last, n in ctx.gaps("MSFT") for m in range(_minute(first), _minute(last) + 1)]
             assert listed == missing and sum(n for *_, n in ctx.gaps("MSFT")) == len(missing)

@@ -16,7 +16,9 @@ import zmq
 from common.wire import protocol as P
 from common.domain.calendar import TradingCalendar
 from common.config import ConfigError, load_config
-from services.coordinator.engine import CommandError, SessionEngine
+from services.coordinator import report
+from services.coordinator.commands import CommandError
+from services.coordinator.engine import SessionEngine, State
 from common.logsetup import setup_logging
 from common.stage.runtime import ignore_termination
 from common.data.store import BarStore, StoreError
@@ -45,6 +47,33 @@ def serve(config_path: str) -> int:
         log.error("config error: %s", exc)
         return 2
     ctx = zmq.Context.instance()
+    sockets = _bind_sockets(ctx, config, log)
+    if sockets is None:
+        return 2
+    pub, router, pull = sockets
+    publisher = P.Publisher(pub, "coordinator")
+    engine = SessionEngine(config, calendar, BarStore(config.data_root), publisher.send)
+    stop_signal = []
+    signal.signal(signal.SIGTERM, lambda *_: stop_signal.append(1))
+    signal.signal(signal.SIGINT, lambda *_: stop_signal.append(1))
+    log.info("listening: pub %s, commands %s, acks %s; waiting for stages %s; %d session(s) %s..%s",
+             config.endpoints["coordinator_pub"], config.endpoints["coordinator_router"],
+             config.endpoints["coordinator_pull"], ", ".join(config.stages), len(engine.sessions),
+             engine.sessions[0], engine.sessions[-1])
+    exit_code = _poll_loop(engine, publisher, router, pull, stop_signal, log)
+    ignore_termination()
+    for line in report.report_lines(engine):
+        log.info("%s", line)
+    log.info("performance json: %s", json.dumps(report.performance_report(engine)))
+    pub.close()
+    router.close()
+    pull.close()
+    ctx.term()
+    return exit_code
+
+
+def _bind_sockets(ctx, config, log):
+    """(PUB, ROUTER, PULL) bound to the config's endpoints, or None (logged) when one cannot be bound."""
     pub = ctx.socket(zmq.PUB)
     pub.setsockopt(zmq.SNDHWM, config.pub_hwm)
     pub.setsockopt(zmq.LINGER, 1000)
@@ -58,17 +87,13 @@ def serve(config_path: str) -> int:
         pull.bind(config.endpoints["coordinator_pull"])
     except zmq.ZMQError as exc:
         log.error("cannot bind endpoints %s: %s", config.endpoints, exc)
-        return 2
-    publisher = P.Publisher(pub, "coordinator")
-    store = BarStore(config.data_root)
-    engine = SessionEngine(config, calendar, store, publisher.send)
-    stop_signal = []
-    signal.signal(signal.SIGTERM, lambda *_: stop_signal.append(1))
-    signal.signal(signal.SIGINT, lambda *_: stop_signal.append(1))
-    log.info("listening: pub %s, commands %s, acks %s; waiting for stages %s; %d session(s) %s..%s",
-             config.endpoints["coordinator_pub"], config.endpoints["coordinator_router"],
-             config.endpoints["coordinator_pull"], ", ".join(config.stages), len(engine.sessions),
-             engine.sessions[0], engine.sessions[-1])
+        return None
+    return pub, router, pull
+
+
+def _poll_loop(engine: SessionEngine, publisher, router, pull, stop_signal: list, log) -> int:
+    """Advance the engine, beat, and serve acks and requests until SHUTDOWN is out; returns the exit code."""
+    config = engine.config
     poller = zmq.Poller()
     poller.register(router, zmq.POLLIN)
     poller.register(pull, zmq.POLLIN)
@@ -83,24 +108,15 @@ def serve(config_path: str) -> int:
         try:
             wait = engine.advance(now)
         except (StoreError, ValueError) as exc:
-            log.error("session aborted: %s", exc)
-            engine.stop_requested = True
-            engine._end_backtest("error")
+            engine.abort(exc)
             exit_code = 1
             wait = None
-        if engine.state == "ending":
+        if engine.state is State.ENDING:
             if end_deadline is None:
                 end_deadline = now + (STOP_GRACE_S if engine.stop_requested else max(30.0, config.ack_timeout_s))
-            if engine.all_flushed() or now > end_deadline:
-                if not engine.all_flushed():
-                    log.error("stages did not confirm flush in time: %s",
-                              [s.name for s in engine.participants() if not s.flushed])
-                # SHUTDOWN either way: a stage that was only slow flushes on BACKTEST_END and then exits
-                publisher.send(P.Message(P.SHUTDOWN, step=engine.global_step, clock=engine.clock_ns))
-                break
-        if engine.state == "done":
-            break
-        beat_every = config.heartbeat_s if engine.state != "waiting" else 0.05
+            if _shut_down_when_flushed(engine, publisher, now > end_deadline, log):
+                return exit_code
+        beat_every = config.heartbeat_s if engine.state is not State.WAITING else 0.05
         if now - last_beat >= beat_every:
             publisher.heartbeat(clock=engine.clock_ns, step=engine.global_step)
             last_beat = now
@@ -110,15 +126,18 @@ def serve(config_path: str) -> int:
             _drain_acks(pull, engine, log)
         if router in events:
             _serve_commands(router, engine, log)
-    ignore_termination()
-    for line in engine.report_lines():
-        log.info("%s", line)
-    log.info("performance json: %s", json.dumps(engine.performance_report()))
-    pub.close()
-    router.close()
-    pull.close()
-    ctx.term()
-    return exit_code
+
+
+def _shut_down_when_flushed(engine: SessionEngine, publisher, past_deadline: bool, log) -> bool:
+    """After BACKTEST_END: SHUTDOWN once every participant flushed, or at the deadline; True when sent."""
+    if not (engine.stages.all_flushed() or past_deadline):
+        return False
+    if not engine.stages.all_flushed():
+        log.error("stages did not confirm flush in time: %s",
+                  [s.name for s in engine.stages.participants() if not s.flushed])
+    # SHUTDOWN either way: a stage that was only slow flushes on BACKTEST_END and then exits
+    publisher.send(P.Message(P.SHUTDOWN, step=engine.global_step, clock=engine.clock_ns))
+    return True
 
 
 def _drain_acks(pull, engine: SessionEngine, log) -> None:

@@ -1,0 +1,106 @@
+"""What the coordinator tells about a run: `ctl status`, `ctl session`, `ctl list-dynamic`, and the
+performance report (in status, in BACKTEST_END, and as log lines at exit). Functions reading the engine."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from common.domain.quality import missing_runs
+from common.domain.timeconv import NS_PER_MIN, fmt_exchange
+
+if TYPE_CHECKING:
+    from services.coordinator.engine import SessionEngine
+
+
+@dataclass
+class RunFigures:
+    """Throughput of the run, from its first step to BACKTEST_END (monotonic seconds)."""
+    first_step_wall: float | None = None
+    end_wall: float | None = None
+    bars: int = 0
+    steps: int = 0
+
+
+def status(engine: SessionEngine) -> dict:
+    now = engine.clock()
+    started = engine.day_index >= 0
+    return {
+        "state": engine.state.value, "mode": engine.config.mode,
+        "clock": fmt_exchange(engine.clock_ns, with_date=True) if started else None,
+        "clock_ns": engine.clock_ns,
+        "session_date": engine.session.day.isoformat() if started else None,
+        "day": engine.day_index + 1, "n_days": len(engine.sessions),
+        "speed": engine.pacer.speed or "max", "operator_paused": engine.operator_paused,
+        "catchup": engine.catchup.active,
+        "symbols": engine.session.active_symbols(),
+        "steps_done": engine.global_step, "session_step": engine.step_row,
+        "window": engine.config.flow_window,
+        "stages": {s.name: {"role": s.role, "last_ack_step": s.last_step_ack,
+                            "last_ack_age_s": round(now - s.last_ack_wall, 3), "stalled": s.stalled}
+                   for s in engine.stages},
+        "waiting_for": engine.stages.missing(engine.config.stages),
+        "report": performance_report(engine),
+    }
+
+
+def session_table(engine: SessionEngine) -> list[dict]:
+    """Per active symbol: 1m bars published so far (catch-up included), first/last, span, quality, gaps."""
+    if engine.day_index < 0:
+        return []
+    session, row = engine.session, engine.step_row
+    per_slot = session.published_by_slot(row)
+    rows = []
+    for slot, symbol in enumerate(session.symbols):
+        if not session.active[slot]:
+            continue
+        ts = per_slot.get(slot, np.empty(0, np.int64))
+        gaps = missing_runs(np.unique((ts - session.open_ns) // NS_PER_MIN), row)
+        rows.append({
+            "symbol": symbol, "bars_1m": int(len(ts)),
+            "first": fmt_exchange(int(ts[0])) if len(ts) else None,
+            "last": fmt_exchange(int(ts[-1])) if len(ts) else None,
+            "span_min": int((ts[-1] - ts[0]) // NS_PER_MIN + 1) if len(ts) else 0,
+            "quality_pct": round(100.0 * len(ts) / row, 2) if row else 100.0,
+            "gaps": len(gaps), "dynamic": symbol in engine.dynamic,
+        })
+    return rows
+
+
+def dynamic_table(engine: SessionEngine) -> list[dict]:
+    """The symbols added at run time: when, bars caught up, history days, status."""
+    return [vars(d) | {"added_at": fmt_exchange(d.added_clock, with_date=True)} for d in engine.dynamic.values()]
+
+
+def report_lines(engine: SessionEngine) -> list[str]:
+    """The performance report as a few readable log lines (the JSON stays in `ctl status --json`)."""
+    rep = performance_report(engine)
+    lines = [f"performance: {rep['steps']} steps, {rep['bars']} bars in {rep['wall_s']} s"
+             + (f" = {rep['bars_per_s']:,.0f} bars/s" if rep["bars_per_s"] else "")]
+    for name, st in sorted(rep["stages"].items()):
+        busy = st["busy_us"]
+        spent = (f"busy per step min/mean/max {busy['min']:.0f}/{busy['mean']:.0f}/{busy['max']:.0f} us"
+                 if busy else "no steps")
+        lines.append(f"performance: stage {name} ({st['role']}): {spent}; waited on {st['waited_on']} time(s)")
+    return lines
+
+
+def performance_report(engine: SessionEngine) -> dict:
+    figures = engine.figures
+    wall = None
+    if figures.first_step_wall is not None:
+        wall = (figures.end_wall or engine.clock()) - figures.first_step_wall
+    stages = {}
+    for s in engine.stages:
+        busy = np.array(s.busy_ns, dtype=np.float64) / 1e3
+        stages[s.name] = {
+            "role": s.role, "waited_on": s.waited_on,
+            "busy_us": {"min": float(busy.min()), "mean": float(busy.mean()), "max": float(busy.max())}
+            if len(busy) else None,
+        }
+    return {"steps": figures.steps, "bars": figures.bars,
+            "first_step_monotonic": figures.first_step_wall,
+            "wall_s": round(wall, 4) if wall else None,
+            "bars_per_s": round(figures.bars / wall, 1) if wall else None,
+            "stages": stages}

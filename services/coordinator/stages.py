@@ -1,0 +1,124 @@
+"""The stages the coordinator waits for: registration (HELLO), acks, the credit window, stall detection.
+
+Participants ack every step (cumulatively) and every catch-up snapshot; the coordinator keeps at most
+`flow.window` steps unacknowledged. Observers register too but are never waited for.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from common.wire import protocol as P
+from services.coordinator.commands import CommandError
+
+log = logging.getLogger("coordinator")
+
+
+@dataclass
+class StageInfo:
+    """One registered stage process and how far it has acknowledged."""
+    name: str
+    role: str
+    pid: int
+    last_step_ack: int = 0
+    last_ack_wall: float = 0.0
+    stalled: bool = False
+    busy_ns: list = field(default_factory=list)  # time spent per step, for the performance report
+    waited_on: int = 0   # steps the window held back with this stage the furthest behind
+    flushed: bool = False
+    snapshot_ack: int = 0
+
+
+class StageRegistry:
+    """Registered stages by name, and the flow-control questions asked of them."""
+
+    def __init__(self, flow_window: int, ack_timeout_s: float, clock):
+        self.flow_window = flow_window
+        self.ack_timeout_s = ack_timeout_s
+        self.clock = clock
+        self.by_name: dict[str, StageInfo] = {}
+        self.waited_counted = -1  # the step whose credit wait was already charged to a stage
+
+    def __iter__(self):
+        return iter(self.by_name.values())
+
+    def register(self, stage: str, role: str, pid: int, step: int, snapshot_id: int) -> None:
+        """Register a stage. A name held by another live process is refused (two processes under one
+        name would merge their acks and overwrite each other's results); the same process may re-register
+        (resync), and a stalled holder may be replaced (a restarted stage)."""
+        if role not in P.STAGE_ROLES:
+            raise CommandError(f"role {role!r} is not one of {', '.join(P.STAGE_ROLES)}")
+        info = self.by_name.get(stage)
+        if info is not None and info.pid != pid and not info.stalled:
+            raise CommandError(f"stage name {stage!r} is taken by pid {info.pid}; start this one with --name")
+        if info is None or info.role != role or info.pid != pid:
+            info = self.by_name[stage] = StageInfo(stage, role, pid)
+        info.last_step_ack = step
+        info.snapshot_ack = snapshot_id  # a joiner's snapshot (the journal) includes every catch-up so far
+        info.last_ack_wall = self.clock()
+        log.info("stage registered: %s (%s, pid %d)", stage, role, pid)
+
+    def on_ack(self, body: dict) -> None:
+        info = self.by_name.get(body["stage"])
+        if info is None:
+            log.warning("ack from unregistered stage %s ignored", body["stage"])
+            return
+        now = self.clock()
+        if info.stalled:
+            log.info("stage %s acknowledges again after a stall", info.name)
+            info.stalled = False
+        info.last_ack_wall = now
+        kind, ref = body["kind"], body["ref"]
+        if kind == "step":
+            if ref > info.last_step_ack:
+                info.last_step_ack = ref
+            busy = body.get("busy_list")
+            if isinstance(busy, list):
+                info.busy_ns.extend(int(b) for b in busy)
+            elif body.get("busy_ns"):
+                info.busy_ns.append(int(body["busy_ns"]))
+        elif kind == "snapshot":
+            info.snapshot_ack = max(info.snapshot_ack, ref)
+        elif kind == "flushed":
+            info.flushed = True
+
+    def participants(self) -> list[StageInfo]:
+        return [s for s in self.by_name.values() if s.role == "participant"]
+
+    def missing(self, expected) -> list[str]:
+        """The stages of `expected` (the config's) that have not said HELLO yet."""
+        return [s for s in expected if s not in self.by_name]
+
+    def has_credit(self, step: int) -> bool:
+        """Another step may go out: fewer than `flow_window` steps up to `step` are unacked."""
+        parts = self.participants()
+        if not parts:
+            return True
+        return step - min(s.last_step_ack for s in parts) < self.flow_window
+
+    def all_acked(self, step: int) -> bool:
+        return all(s.last_step_ack >= step for s in self.participants())
+
+    def snapshot_acked(self, snapshot_id: int) -> bool:
+        """Every participant has taken in the catch-up snapshots up to `snapshot_id` (acks are cumulative)."""
+        return all(s.snapshot_ack >= snapshot_id for s in self.participants())
+
+    def all_flushed(self) -> bool:
+        return all(s.flushed for s in self.participants())
+
+    def count_waited_on(self, step: int) -> None:
+        """Once per step held back by the window: charge the stage with the oldest ack."""
+        parts = self.participants()
+        if parts and self.waited_counted != step:
+            self.waited_counted = step
+            min(parts, key=lambda s: s.last_step_ack).waited_on += 1
+
+    def stall_check(self, now: float, step: int, awaiting_snapshot: int | None) -> None:
+        """Flag (and log once) each participant that owes an ack and has been silent for `ack_timeout_s`."""
+        for info in self.participants():
+            behind = step > info.last_step_ack or (
+                awaiting_snapshot is not None and info.snapshot_ack < awaiting_snapshot)
+            if behind and not info.stalled and now - info.last_ack_wall > self.ack_timeout_s:
+                info.stalled = True
+                log.error("stage %s has not acknowledged for %.1f s (last ack step %d, published %d)",
+                          info.name, now - info.last_ack_wall, info.last_step_ack, step)
