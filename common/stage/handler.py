@@ -22,6 +22,10 @@ class StageHandler(Protocol):
     def take_commands(self) -> list[tuple[str, dict]]:
         """Commands (name, args) the stage's logic asked to send to the coordinator since last asked."""
 
+    def wanted_indicators(self) -> list[dict]:
+        """Indicator entries ({name, interval, params}) the stage's logic reads: HELLO carries them, and the
+        coordinator has them computed from the next session start on."""
+
     def stop_wanted(self) -> bool:
         """True once the stage's logic wants the whole run stopped (a strategy with on_error=stop)."""
 
@@ -41,6 +45,9 @@ class AnswerOnly:
             self.handle(msg, {})
 
     def take_commands(self) -> list[tuple[str, dict]]:
+        return []
+
+    def wanted_indicators(self) -> list[dict]:
         return []
 
     def stop_wanted(self) -> bool:

@@ -1,0 +1,61 @@
+"""A stage's requests to the coordinator over its DEALER: HELLO, strategy commands, the stop request."""
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+
+import zmq
+
+from common.wire import protocol as P
+
+COMMAND_TIMEOUT_MS = 5000
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+class CoordinatorLink:
+    """Sends on the stage's DEALER; replies to HELLO (and the snapshot) are read by the runtime."""
+
+    def __init__(self, dealer: zmq.Socket, stage: str, role: str, flow_window: int, log: logging.Logger):
+        self.dealer = dealer
+        self.stage = stage
+        self.role = role
+        self.flow_window = flow_window
+        self.log = log
+        self.stop_sent = False
+        self.warned_window = False
+
+    def hello(self, snapshot: bool) -> None:
+        hello = P.Message(P.HELLO, {"stage": self.stage, "role": self.role, "pid": os.getpid(),
+                                    "snapshot": snapshot})
+        self.dealer.send_multipart(P.encode(hello))
+
+    def command(self, name: str, args: dict) -> None:
+        """A strategy's command, sent and answered before the step is acknowledged (lockstep with
+        flow.window 1, hence reproducible); the reply is logged, refused commands change nothing."""
+        if self.flow_window > 1 and not self.warned_window:
+            self.warned_window = True
+            self.log.warning("strategy commands with flow.window %d land at a boundary that depends on timing; "
+                             "use window 1 for reproducible runs", self.flow_window)
+        request = P.Message(P.COMMAND, {"name": name, "args": args, "request_id": new_request_id()})
+        self.dealer.send_multipart(P.encode(request))
+        if not self.dealer.poll(COMMAND_TIMEOUT_MS):
+            self.log.error("strategy command %s %s: no reply from the coordinator", name, args)
+            return
+        reply = P.decode(self.dealer.recv_multipart())
+        if reply.body.get("ok"):
+            self.log.info("[DYNAMIC] strategy asked to %s %s: queued", name, " ".join(args.get("symbols", [])))
+        else:
+            self.log.error("strategy command %s refused: %s", name, reply.body.get("error"))
+
+    def ask_stop(self) -> None:
+        """The stage's logic wants the whole run stopped: asked once; the reply is read with the others."""
+        if self.stop_sent:
+            return
+        self.stop_sent = True
+        self.log.error("asking the coordinator to stop the run")
+        command = P.Message(P.COMMAND, {"name": "stop", "args": {}, "request_id": new_request_id()})
+        self.dealer.send_multipart(P.encode(command))

@@ -1,0 +1,190 @@
+"""A stage's state machine wired to its pieces and its handler, with no socket in sight.
+
+StageRuntime (runtime.py) owns the sockets and the poll loop and feeds this object what it reads;
+what goes out goes through the objects given here (the DEALER requests, the ack sender, the
+publisher), so the whole life of a stage - handshake, snapshot join, ordering, acks, resync, flush -
+runs in unit tests with fakes and a fake clock.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable, Protocol
+
+from common.stage.acks import AckBatcher
+from common.stage.answer_joiner import AnswerJoiner, Overdue
+from common.stage.handler import StageHandler
+from common.stage.lifecycle import Lifecycle, State
+from common.stage.snapshot_join import SnapshotJoin
+from common.stage.subscriptions import COORDINATOR, Subscriptions
+from common.wire import protocol as P
+
+PROCESS_SLICE_S = 0.05
+
+
+class Requests(Protocol):
+    """What the machine asks of the coordinator (CoordinatorLink over the DEALER)."""
+    def hello(self, snapshot: bool) -> None: ...
+    def command(self, name: str, args: dict) -> None: ...
+    def ask_stop(self) -> None: ...
+
+
+class StageMachine:
+    """Everything a stage decides: when to say HELLO, what to keep, when to handle, ack, resync, flush."""
+
+    def __init__(self, name: str, role: str, handler: StageHandler, sources: list[str], requests: Requests,
+                 send_ack: Callable[[P.Message], None], publisher: P.Publisher | None = None,
+                 snapshot_join: bool = False, log: logging.Logger | None = None,
+                 clock: Callable[[], float] = time.monotonic):
+        self.name = name
+        self.role = role
+        self.handler = handler
+        self.requests = requests
+        self.publisher = publisher
+        self.log = log or logging.getLogger(name)
+        self.clock = clock
+        self.lifecycle = Lifecycle(snapshot_join, self.log)
+        self.subscriptions = Subscriptions(sources, self.lifecycle, self.log, clock())
+        self.joiner = AnswerJoiner(tuple(s for s in sources if s != COORDINATOR))
+        self.snapshot = SnapshotJoin()
+        self.acks = AckBatcher(name, send_ack)
+        self.stop_signalled = False
+
+    @property
+    def state(self) -> State:
+        return self.lifecycle.state
+
+    # ---- start-up and resync -------------------------------------------------------------------
+    def say_hello_if_due(self) -> None:
+        """HELLO once every publisher was heard (CONNECTING) or once a resync's back-off is over."""
+        if self.lifecycle.hello_due(self.subscriptions.heard_all(), self.clock()):
+            self.requests.hello(self.lifecycle.snapshot_join)
+            self.lifecycle.hello_sent(self.subscriptions.sources, self.role)
+
+    def resync(self, reason: str) -> None:
+        """Drop what is held and ask for a fresh snapshot after the back-off (see Lifecycle.resync)."""
+        self.lifecycle.resync(reason, self.clock())
+        self.joiner.clear()
+        self.snapshot.abandon()
+
+    # ---- receiving -----------------------------------------------------------------------------
+    def receive(self, source: str, msg: P.Message) -> None:
+        """One decoded message from a SUB socket: kept in order, kept as an answer, or dropped."""
+        intake = self.subscriptions.receive(source, msg, self.clock())
+        if intake.resync is not None:
+            self.resync(intake.resync)
+        if not intake.keep:
+            return
+        if source == COORDINATOR:
+            self.joiner.add_coordinator(msg)
+        else:
+            self.joiner.add_answer(source, msg)
+
+    def on_dealer_message(self, msg: P.Message) -> bool:
+        """Registration reply, then (snapshot joiners) the journal messages of the snapshot; False when
+        the registration was refused."""
+        if msg.type == P.REPLY and not msg.body.get("hello"):  # e.g. the answer to a stop this stage asked for
+            if not msg.body.get("ok"):
+                self.log.error("coordinator refused a request: %s", msg.body.get("error"))
+            return True
+        if msg.type == P.REPLY:
+            if not msg.body.get("ok"):
+                self.log.error("registration refused: %s", msg.body.get("error"))
+                self.lifecycle.finish("registration refused")
+                return False
+            if self.state is State.SYNCING:
+                self.snapshot.on_reply(msg.body)
+        else:
+            self.snapshot.on_part(msg)
+        if self.snapshot.complete():
+            self._apply_snapshot()
+        return True
+
+    def _apply_snapshot(self) -> None:
+        """Rebuild state from the journal, then go on with the live messages newer than it."""
+        parts, seq = self.snapshot.apply(self.handler, self.joiner)
+        self.lifecycle.snapshot_applied(len(parts), seq)
+        if any(m.type == P.BACKTEST_END for m in parts):  # joined after the end: flush what it has
+            self.flush(final=self._done_after_end())
+
+    # ---- handling ------------------------------------------------------------------------------
+    def process(self, slice_s: float = PROCESS_SLICE_S) -> None:
+        """Handle queued coordinator messages in order, within a time slice so sockets keep being read;
+        the step acks of the batch go out at the end of it."""
+        try:
+            self._process_slice(self.clock() + slice_s)
+        finally:
+            self.acks.flush()
+
+    def _process_slice(self, deadline: float) -> None:
+        while self.lifecycle.handling and self.clock() < deadline:
+            ready = self.joiner.next_ready(self.clock())
+            if ready is None:
+                return
+            if isinstance(ready, Overdue):
+                if self.lifecycle.resync_on_loss:
+                    self.resync(ready.reason())
+                return
+            self._handle(ready.msg, ready.answers)
+
+    def _handle(self, msg: P.Message, answers: dict[str, P.Message]) -> None:
+        t0 = time.perf_counter_ns()
+        outgoing = self.handler.handle(msg, answers) or []
+        for name, args in self.handler.take_commands():
+            self.requests.command(name, args)
+        if self.handler.stop_wanted():
+            self.requests.ask_stop()
+        for out in outgoing:
+            out.body.setdefault("ref", msg.seq)
+            out.step, out.clock = msg.step, msg.clock
+            self.publisher.send(out)
+        self._after_handling(msg, time.perf_counter_ns() - t0)
+
+    def _after_handling(self, msg: P.Message, busy_ns: int) -> None:
+        """SHUTDOWN ends the loop; a participant acks; BACKTEST_END writes the results."""
+        if msg.type == P.SHUTDOWN:
+            self.lifecycle.finish("SHUTDOWN")
+            return
+        if self.role == "participant":
+            self.acks.handled(msg, busy_ns)
+        if msg.type == P.BACKTEST_END:
+            self.flush(final=self._done_after_end())
+
+    # ---- the end -------------------------------------------------------------------------------
+    def stop_on_signal(self) -> None:
+        self.log.info("signal received: flushing and exiting")
+        self.flush(final=True)
+
+    def coordinator_silent(self, limit_s: float) -> bool:
+        """A registered stage that hears nothing from the coordinator for `limit_s` writes what it has
+        and gives up (True: exit)."""
+        silent_s = self.subscriptions.silent_for(self.clock())
+        if not self.lifecycle.registered or silent_s <= limit_s:
+            return False
+        head = self.joiner.head()
+        self.log.error("coordinator silent for %.0f s: flushing and exiting (%d message(s) unprocessed, "
+                       "first %s seq %s)", silent_s, len(self.joiner),
+                       head.type if head else "-", head.seq if head else "-")
+        self.flush(final=True)
+        return True
+
+    def _done_after_end(self) -> bool:
+        """After BACKTEST_END a participant waits for SHUTDOWN; an observer (or a signalled stage) is done."""
+        return self.stop_signalled or self.role != "participant"
+
+    def flush(self, final: bool) -> None:
+        """Write results once, confirm to the coordinator; exit comes with SHUTDOWN unless `final`."""
+        if self.state is State.FINISHED:
+            return
+        if self.state is not State.FLUSHED:
+            self._write_results()
+        self.lifecycle.results_written(final)
+
+    def _write_results(self) -> None:
+        self.handler.flush()
+        if self.subscriptions.lost:
+            self.log.error("%d message(s) were lost during the run", self.subscriptions.lost)
+        if self.publisher is not None:
+            self.publisher.heartbeat()  # carries the last seq: subscribers can see a lost tail
+        if self.role == "participant" and self.lifecycle.registered:
+            self.acks.results_flushed()
