@@ -94,6 +94,38 @@ class SessionConfig:
     def derived_minutes(self) -> list[int]:
         return [i.minutes for i in self.derived_intervals()]
 
+    def session_intervals(self) -> list[str]:
+        """Every intraday interval a session has bars of: 1m and the derived ones."""
+        return ["1m"] + [i.name for i in self.derived_intervals()]
+
+    def declared_indicators(self, entries, where: str) -> list[dict]:
+        """Indicator entries a strategy declared (from a strategy or a message: not trusted), validated
+        like config entries and on the session's intervals; ValueError names `where` and the problem."""
+        from common.domain.indicators import validate_indicator
+
+        if not isinstance(entries, list):
+            raise ValueError(f"{where}: expected a list of indicator entries")
+        out = []
+        for i, entry in enumerate(entries):
+            checked = validate_indicator(entry, f"{where}[{i}]")
+            if checked["interval"] not in self.session_intervals():
+                raise ValueError(f"{where}[{i}].interval: {checked['interval']} is not an interval of this session "
+                                 f"({', '.join(self.session_intervals())}); add it to session.streams")
+            out.append(checked)
+        return out
+
+    def session_indicators(self, declared: list[dict]) -> list[dict]:
+        """The config's indicators, then the declared ones not among them (one entry per interval and key)."""
+        from common.domain.indicators import indicator_key
+
+        out, seen = [], set()
+        for entry in list(self.indicators) + list(declared):
+            key = (entry["interval"], indicator_key(entry["name"], entry["params"]))
+            if key not in seen:
+                seen.add(key)
+                out.append(entry)
+        return out
+
     def history_days(self, symbol: str) -> int:
         """Trailing days of 1m history this symbol gets (max over the entries that apply to it)."""
         days = [h.trailing_days for h in self.historical if h.apply_to is None or symbol in h.apply_to]

@@ -1,11 +1,28 @@
-"""Structured logs: one line per event, `time process level message`, to stderr."""
+"""Structured logs: one line per event, `time process level message`, to stderr.
+
+The level comes from `--log-level` of each process (which sets SESSION_LOG_LEVEL, so processes a command
+starts inherit it) or from SESSION_LOG_LEVEL itself; INFO by default.
+"""
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_LEVEL_ENV = "SESSION_LOG_LEVEL"
 
-def setup_logging(process: str, level: str = "INFO") -> logging.Logger:
+
+def set_level_from_option(value: str | None) -> None:
+    """`--log-level` of a process: checked, then handed to setup_logging through the environment."""
+    if value:
+        os.environ[LOG_LEVEL_ENV] = value.upper()
+
+
+def setup_logging(process: str, level: str | None = None) -> logging.Logger:
+    level = (level or os.environ.get(LOG_LEVEL_ENV) or "INFO").upper()
+    if level not in LEVELS:
+        level = "INFO"
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(
         "%(asctime)s.%(msecs)03d %(name)s %(levelname)s %(message)s", datefmt="%H:%M:%S"))

@@ -8,10 +8,10 @@ import shutil
 import sys
 from pathlib import Path
 
-from common.domain.calendar import TradingCalendar
 from common.config import ConfigError, load_config
 from common.data.generate import generate
 from common.data.store import BarStore, StoreError
+from common.domain.calendar import TradingCalendar
 
 SAMPLE_SYMBOLS = ["AAPL", "MSFT", "RIVN"]
 SAMPLE_RANGE = ("2025-06-02", "2025-07-08")

@@ -17,6 +17,7 @@ class SmaCross:
 
     def __init__(self, fast: int = 20, slow: int = 50, qty: float = 100, min_quality: float = 95.0):
         self.fast_key, self.slow_key = f"sma({fast})", f"sma({slow})"
+        self.indicators = {"5m": [self.fast_key, self.slow_key]}  # computed for this strategy
         self.qty, self.min_quality = qty, min_quality
         self.long: set[str] = set()
 
@@ -46,6 +47,7 @@ class RsiReversion:
     def __init__(self, period: int = 14, low: float = 30.0, high: float = 70.0, qty: float = 100,
                  min_quality: float = 95.0):
         self.key, self.low, self.high = f"rsi({period})", low, high
+        self.indicators = {"5m": [self.key]}
         self.qty, self.min_quality = qty, min_quality
         self.long: set[str] = set()
 

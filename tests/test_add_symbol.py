@@ -48,7 +48,7 @@ def _run(tmp, store, symbols, schedule):
     codes = pipe.wait()
     assert codes == {"coordinator": 0, "processor": 0, "quality": 0, "analysis": 0}, pipe.all_logs()
     assert "LOSS" not in pipe.all_logs() and " ERROR " not in pipe.all_logs(), pipe.all_logs()
-    return tmp / "results" / "analysis", pipe
+    return tmp / "results" / "latest" / "analysis", pipe
 
 
 ADD_AT_1206 = [{"date": DAY, "at": "12:06", "command": "add-symbol", "symbols": ["AAPL"]}]

@@ -35,7 +35,7 @@ def test_scheduled_edges(tmp_path, sample_store, calendar):
     codes = pipe.wait()
     assert codes == {"coordinator": 0, "processor": 0, "quality": 0, "analysis": 0}, pipe.all_logs()
     assert "LOSS" not in pipe.all_logs()
-    results = tmp_path / "results" / "analysis"
+    results = tmp_path / "results" / "latest" / "analysis"
     sig = pq.read_table(results / "signals.parquet").to_pydict()
     added = [(s, q, c) for s, q, c, r in zip(sig["symbol"], sig["qty"], sig["clock_ns"], sig["reason"])
              if r == "on_symbol_added"]
@@ -87,10 +87,13 @@ def test_ctl_add_errors_and_add_during_operator_pause(tmp_path, sample_store, ca
         assert res.returncode == 0, res.stderr
         dyn = None
         for _ in range(400):
-            dyn = json.loads(ctl(config, "list-dynamic", "--json").stdout)
+            listed = json.loads(ctl(config, "list-dynamic", "--json").stdout)
+            dyn = [d for d in listed if d["status"] != "queued"]
             if len(dyn) == 2:
                 break
         assert [d["symbol"] for d in dyn] == ["AAPL", "RIVN"]
+        # RIVN's scheduled add of 07-07 is listed as queued too
+        assert [(d["symbol"], d["due"]) for d in listed if d["status"] == "queued"] == [("RIVN", "2025-07-07 10:00")]
         clock = before["clock_ns"]
         for d in dyn:
             expected = len(_regular(sample_store, calendar, d["symbol"], before["session_date"], clock))
@@ -120,7 +123,7 @@ def test_strategy_adds_a_symbol_in_lockstep_reproducibly(tmp_path, sample_store,
         pipe = Pipeline(tmp, config)
         assert pipe.wait() == {"coordinator": 0, "processor": 0, "quality": 0, "analysis": 0}, pipe.all_logs()
         assert "strategy asked to add-symbol AAPL: queued" in pipe.log("analysis")
-        results.append(tmp / "results" / "analysis")
+        results.append(tmp / "results" / "latest" / "analysis")
     sig = pq.read_table(results[0] / "signals.parquet").to_pydict()
     open_ns, _ = calendar.open_close_ns("2025-07-02")
     t_ns = open_ns + 31 * MIN  # the 10:00 bar is seen at clock 10:01; the add lands at that boundary

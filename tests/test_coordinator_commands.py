@@ -69,7 +69,9 @@ def test_add_symbol_argument_errors(sample_store, calendar, args, error):
 def test_speed_errors_and_values(sample_store, calendar):
     engine = _engine(sample_store, calendar)
     assert engine.command("speed", {"speed": True}, "1")["error"] == "speed must be a number or 'max', got True"
-    assert engine.command("speed", {"speed": 0}, "2")["error"] == "speed must be > 0 or 'max'"
+    for bad in (0, -5, "inf", "nan", 1e9):
+        error = engine.command("speed", {"speed": bad}, f"bad-{bad}")["error"]
+        assert error == f"speed must be > 0 and at most 1,000,000 (x real time), or 'max'; got {bad}"
     assert not engine.command("speed", {"speed": "fast"}, "3")["ok"]
     assert engine.command("speed", {"speed": "60"}, "4") == {"ok": True, "speed": 60.0}
     assert engine.command("speed", {}, "5") == {"ok": True, "speed": "max"}
@@ -134,3 +136,20 @@ def test_catchup_figures_add_up():
 def test_states_read_as_the_status_strings():
     assert [s.value for s in State] == ["waiting", "running", "paused", "ending"]
     assert f"{State.PAUSED}" == "paused"
+
+
+def test_pause_when_paused_and_resume_when_running_say_so(sample_store, calendar):
+    engine = _engine(sample_store, calendar)
+    _run_to_pause(engine)
+    assert engine.command("pause", {}, "p")["error"].startswith("already paused (clock 10:00)")
+    assert engine.command("resume", {}, "r1")["ok"]
+    assert engine.command("resume", {}, "r2")["error"] == "not paused (clock 10:00 is running)"
+
+
+def test_at_with_seconds_is_refused_not_truncated(sample_store, calendar):
+    engine = _engine(sample_store, calendar)
+    _run_to_pause(engine)
+    reply = engine.command("add-symbol", {"symbols": ["AAPL"], "at": "12:06:30"}, "a")
+    assert reply == {"ok": False, "error": "--at '12:06:30': the clock moves in whole minutes; give a time like 12:06"}
+    assert engine.command("add-symbol", {"symbols": ["AAPL"], "at": "12:06:00"}, "b")["ok"]
+

@@ -47,7 +47,7 @@ def test_observer_attached_mid_session_ends_with_identical_replica(tmp_path, sam
     assert all(c == 0 for c in codes.values()), pipe.all_logs()
     assert "snapshot applied" in pipe.log("late") and "snapshot applied" in pipe.log("latepart")
     assert "LOSS" not in pipe.all_logs()
-    results = tmp_path / "results"
+    results = tmp_path / "results" / "latest"
     _assert_same_replicas(results, "analysis", "late", DAYS)
     _assert_same_replicas(results, "analysis", "latepart", DAYS)
     sig = pq.read_table(results / "late" / "signals.parquet").to_pydict()

@@ -19,6 +19,10 @@ SESSIONS = ["2025-07-02", "2025-07-03", "2025-07-07"]  # 07-04 is a holiday, 07-
 CLOCK = [{"class": "support.recording:ClockRecorder", "name": "clock"}]
 
 
+def _run_id(tmp) -> str:
+    return os.readlink(tmp / "results" / "latest")
+
+
 def _signals(results) -> dict:
     return pq.read_table(results / "analysis" / "signals.parquet").to_pydict()
 
@@ -41,10 +45,10 @@ def test_every_process_exits_zero_without_loss(full_run):
 
 def test_steps_per_session_and_no_holiday(full_run, calendar):
     tmp, _, _ = full_run
-    summary = pq.read_table(tmp / "results" / "analysis" / "summary.parquet").to_pydict()
+    summary = pq.read_table(tmp / "results" / "latest" / "analysis" / "summary.parquet").to_pydict()
     assert summary["session_date"] == SESSIONS
     assert summary["steps"] == [390, 210, 390]
-    sig = _signals(tmp / "results")
+    sig = _signals(tmp / "results" / "latest")
     clocks = np.array(sig["clock_ns"], dtype=np.int64)
     assert np.all(np.diff(clocks) > 0), "clock went backwards or stood still between steps"
     for day, steps in zip(SESSIONS, [390, 210, 390]):
@@ -59,7 +63,7 @@ def test_replica_holds_every_regular_hours_bar(full_run, sample_store, calendar)
     tmp, _, _ = full_run
     for day in SESSIONS:
         open_ns, close_ns = calendar.open_close_ns(day)
-        dump = read_replica_dump(tmp / "results" / "analysis" / f"replica_{day}.parquet")
+        dump = read_replica_dump(tmp / "results" / "latest" / "analysis" / f"replica_{day}.parquet")
         for symbol in ("AAPL", "MSFT"):
             expected, _ = sample_store.read_session(symbol, day, open_ns, close_ns)
             assert np.array_equal(dump[f"{symbol}/1m/ts"], expected.ts)
@@ -111,8 +115,10 @@ def test_pause_holds_clock_then_resume_and_stop(tmp_path, sample_store):
         codes = pipe.wait(timeout=30)
     finally:
         pipe.kill()
-    assert codes == {"coordinator": 0, "processor": 0, "quality": 0, "analysis": 0}, pipe.all_logs()
-    assert (tmp_path / "results" / "analysis" / "summary.parquet").exists()
+    assert codes == {"coordinator": 3, "processor": 3, "quality": 3, "analysis": 3}, pipe.all_logs()  # stopped early: every process says so
+    assert (tmp_path / "results" / "latest" / "analysis" / "summary.parquet").exists()
+    manifest = json.loads((tmp_path / "results" / "latest" / "manifest.json").read_text())
+    assert (manifest["status"], manifest["exit_reason"], manifest["exit_code"]) == ("stopped", "stopped by ctl stop", 3)
 
 
 def test_sigterm_drains_and_exits(tmp_path, sample_store):
@@ -125,7 +131,7 @@ def test_sigterm_drains_and_exits(tmp_path, sample_store):
         codes = pipe.wait(timeout=10)
     finally:
         pipe.kill()
-    assert all(code in (0, 1) for code in codes.values()), codes
+    assert set(codes.values()) <= {1, 3}, codes  # never 0: the run did not complete
     assert "Traceback" not in pipe.all_logs()
 
 
@@ -137,7 +143,7 @@ def test_honcho_runs_the_procfile(tmp_path, sample_store):
     result = subprocess.run([honcho, "start"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "backtest completed after 2 session(s)" in result.stdout
-    assert (tmp_path / "results" / "analysis" / "summary.parquet").exists()
+    assert (tmp_path / "results" / "latest" / "analysis" / "summary.parquet").exists()
 
 
 def test_strategy_error_disables_or_stops(tmp_path, sample_store):
@@ -148,18 +154,19 @@ def test_strategy_error_disables_or_stops(tmp_path, sample_store):
     assert pipe.wait() == {"coordinator": 0, "processor": 0, "quality": 0, "analysis": 0}, pipe.all_logs()
     log = pipe.log("analysis")
     assert "strategy fragile raised in on_bar (symbol MSFT, clock 2025-07-02 09:35)" in log and "strategy disabled" in log
-    assert len(_signals(tmp_path / "results")["clock_ns"]) == 390  # the other strategy kept going
+    assert len(_signals(tmp_path / "results" / "latest")["clock_ns"]) == 390  # the other strategy kept going
 
     stop_dir = tmp_path / "stop"
     stop_dir.mkdir()
     strategies[0]["on_error"] = "stop"
     config = write_config(stop_dir, sample_store.root, session={"end_date": "2025-07-03"}, strategies=strategies)
     pipe = Pipeline(stop_dir, config)
-    assert pipe.wait() == {"coordinator": 0, "processor": 0, "quality": 0, "analysis": 0}, pipe.all_logs()
+    assert pipe.wait() == {"coordinator": 3, "processor": 3, "quality": 3, "analysis": 3}, pipe.all_logs()
     assert "backtest stopped" in pipe.log("coordinator")
+    assert "run %s stopped: stopped by a strategy of analysis (on_error stop)" % _run_id(stop_dir) in pipe.log("coordinator")
     # halted at the failing step (09:35, the 5th): what came after depends on timing and is not recorded
-    assert len(_signals(stop_dir / "results")["clock_ns"]) == 5
-    summary = pq.read_table(stop_dir / "results" / "analysis" / "summary.parquet").to_pydict()
+    assert len(_signals(stop_dir / "results" / "latest")["clock_ns"]) == 5
+    summary = pq.read_table(stop_dir / "results" / "latest" / "analysis" / "summary.parquet").to_pydict()
     assert summary["session_date"] == ["2025-07-02"] and summary["steps"] == [5] and summary["complete"] == [False]
 
 
@@ -192,13 +199,13 @@ def test_stop_is_not_blocked_by_a_stage_that_never_acks(tmp_path, sample_store):
         processor.send_signal(signal.SIGSTOP)
         assert ctl(config, "add-symbol", "RIVN").returncode == 0
         assert ctl(config, "stop").returncode == 0
-        assert pipe.procs["coordinator"].wait(timeout=30) == 0
+        assert pipe.procs["coordinator"].wait(timeout=30) == 3
         processor.send_signal(signal.SIGCONT)
         codes = pipe.wait(timeout=60)
     finally:
         processor.send_signal(signal.SIGCONT)
         pipe.kill()
-    assert codes == {"coordinator": 0, "processor": 0, "quality": 0, "analysis": 0}, pipe.all_logs()
+    assert codes == {"coordinator": 3, "processor": 3, "quality": 3, "analysis": 3}, pipe.all_logs()
     assert "backtest stopped" in pipe.log("coordinator")
 
 
@@ -236,3 +243,43 @@ def test_bad_requests_are_refused_and_the_session_goes_on(tmp_path, sample_store
         pipe.kill()
     del codes["dup"]
     assert codes == {"coordinator": 0, "processor": 0, "quality": 0, "analysis": 0}, pipe.all_logs()
+
+
+def test_an_aborted_run_fails_under_honcho_and_its_record_says_why(tmp_path, sample_store):
+    """A truncated Parquet file of the second session: every process and honcho exit 1, the manifest says
+    aborted with the file's name, and the run that did complete earlier keeps its own folder."""
+    import shutil
+
+    root = tmp_path / "store"
+    shutil.copytree(sample_store.root, root)
+    victim = root / "1m" / "MSFT" / "2025" / "2025-07-03.parquet"
+    os.truncate(victim, victim.stat().st_size // 2)
+    config = write_config(tmp_path, root, session={"end_date": "2025-07-03"})
+    env = {**proc_env(), "SESSION_CONFIG": str(config)}
+    honcho = os.path.join(os.path.dirname(sys.executable), "honcho")
+    result = subprocess.run([honcho, "start"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"aborted: {victim}: unreadable Parquet file" in result.stdout
+    manifest = json.loads((tmp_path / "results" / "latest" / "manifest.json").read_text())
+    assert manifest["status"] == "aborted" and manifest["exit_code"] == 1
+    assert manifest["exit_reason"].startswith(f"{victim}: unreadable Parquet file")
+    assert manifest["sessions_run"] == 2 and manifest["sessions_planned"] == 2
+
+
+def test_missing_data_names_the_fix_and_runs_get_their_own_folders(tmp_path, sample_store):
+    config = write_config(tmp_path, sample_store.root, session={"end_date": "2025-07-02", "symbols": ["MSFT", "ZZZ"]})
+    first = Pipeline(tmp_path, config).wait()
+    assert set(first.values()) == {1}, first
+    config = write_config(tmp_path, sample_store.root, session={"end_date": "2025-07-02"})
+    second = Pipeline(tmp_path, config)
+    assert second.wait() == {"coordinator": 0, "processor": 0, "quality": 0, "analysis": 0}, second.all_logs()
+    runs = sorted(p for p in (tmp_path / "results").iterdir() if not p.is_symlink())
+    manifests = [json.loads((p / "manifest.json").read_text()) for p in runs]
+    assert [m["status"] for m in manifests] == ["aborted", "completed"]
+    assert 'ZZZ: no bars in the store for session 2025-07-02 (import them, or set "session.missing_data": "drop"' \
+        in manifests[0]["exit_reason"]
+    assert _run_id(tmp_path) == runs[1].name and manifests[1]["data_fingerprint"].startswith("sha256:")
+    assert sorted(manifests[1]["data_files"]) == ["1m/AAPL/2025-06-30", "1m/AAPL/2025-07-01", "1m/AAPL/2025-07-02",
+                                                  "1m/MSFT/2025-06-30", "1m/MSFT/2025-07-01", "1m/MSFT/2025-07-02"]
+    listed = ctl(config, "runs", "--json")
+    assert [r["status"] for r in json.loads(listed.stdout)] == ["aborted", "completed"], listed.stderr

@@ -7,6 +7,7 @@ import pytest
 
 from common.wire import protocol as P
 from common.domain.bars import Bars
+from common.wire.payloads import BarBatch, StepPayload
 
 
 def _bars(n: int) -> Bars:
@@ -20,17 +21,18 @@ def _wire(frames) -> list[bytes]:
 
 def test_step_round_trip_keeps_every_column_exactly():
     slots, bars = np.array([0, 2, 5], np.int32), _bars(3)
-    msg = P.Message(P.STEP, {"symbols": []}, P.batch_arrays(slots, bars), pub="coordinator", seq=7, step=3, clock=99)
+    msg = P.Message.of(P.STEP, StepPayload(BarBatch(slots, bars)), step=3, clock=99)
+    msg.pub, msg.seq = "coordinator", 7
     back = P.decode(_wire(P.encode(msg)))
     assert (back.type, back.seq, back.step, back.clock, back.pub) == (P.STEP, 7, 3, 99, "coordinator")
-    got_slots, got = P.batch_from_arrays(back.arrays)
-    assert np.array_equal(got_slots, slots) and got.equals(bars)
+    got = back.payload.batch
+    assert np.array_equal(got.slots, slots) and got.bars.equals(bars)
 
 
 def test_empty_batch_round_trip():
-    msg = P.Message(P.STEP, {"symbols": []}, P.batch_arrays(np.empty(0, np.int32), Bars.empty()))
-    slots, bars = P.batch_from_arrays(P.decode(_wire(P.encode(msg))).arrays)
-    assert len(slots) == 0 and len(bars) == 0
+    msg = P.Message.of(P.STEP, StepPayload(BarBatch(np.empty(0, np.int32), Bars.empty())))
+    batch = P.decode(_wire(P.encode(msg))).payload.batch
+    assert len(batch.slots) == 0 and len(batch.bars) == 0
 
 
 def _header(**override) -> bytes:

@@ -29,7 +29,7 @@ class Requests:
         self.commands: list[tuple[str, dict]] = []
         self.stops = 0
 
-    def hello(self, snapshot: bool) -> None:
+    def hello(self, snapshot: bool, indicators: list | None = None) -> None:
         self.hellos.append(snapshot)
 
     def command(self, name: str, args: dict) -> None:
@@ -73,6 +73,9 @@ class Handler:
     def take_commands(self):
         out, self.commands = self.commands, []
         return out
+
+    def wanted_indicators(self):
+        return []
 
     def stop_wanted(self):
         return self.wants_stop
@@ -407,3 +410,17 @@ def test_callers_still_import_from_the_runtime_module(name):
 def test_request_ids_are_short_and_distinct():
     ids = {runtime.new_request_id() for _ in range(100)}
     assert len(ids) == 100 and all(len(i) == 12 for i in ids)
+
+
+def test_the_exit_code_is_the_runs_status():
+    for reason, code in (("completed", 0), ("stopped", 3), ("error", 1)):
+        stage = Stage()
+        stage.connect()
+        stage.coord(P.BACKTEST_END, 1, sessions=1, reason=reason)
+        stage.machine.process()
+        assert stage.machine.exit_code() == code, reason
+    signalled = Stage()
+    signalled.connect()
+    signalled.machine.stop_signalled = True
+    signalled.machine.stop_on_signal()
+    assert signalled.machine.exit_code() == 3

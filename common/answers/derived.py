@@ -153,7 +153,7 @@ class DerivedAnswers:
             agg = WindowAggregator(interval.minutes, n)
             agg.start_session(msg.body["open_ns"], msg.body["close_ns"])
             self.aggs[interval] = agg
-        self.indicators = IndicatorSet(self.config.indicators, n)
+        self.indicators = IndicatorSet(msg.body.get("indicators", self.config.indicators), n)
         self.prepared = {}
 
     # ---- streaming -----------------------------------------------------------------------------

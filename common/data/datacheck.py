@@ -12,9 +12,8 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
-from common.domain.quality import missing_runs as quality_missing_runs
-
 from common.domain.bars import Bars
+from common.domain.quality import missing_runs as quality_missing_runs
 from common.domain.timeconv import NS_PER_MIN, fmt_exchange
 
 _TICKER_RE = re.compile(r"^[A-Z][A-Z0-9.\-]{0,14}$")
@@ -67,7 +66,9 @@ def day_parts(ts: np.ndarray, open_ns: int | None, close_ns: int | None) -> Sess
 
 def session_parts(ts: np.ndarray, calendar) -> tuple[SessionParts, int]:
     """Bar counts by session part over any range of timestamps, and the number of exchange days."""
-    from common.data.store import exchange_day_numbers  # the store owns the day-partitioning rule
+    from common.data.store import (
+        exchange_day_numbers,  # the store owns the day-partitioning rule
+    )
 
     ts = np.asarray(ts, dtype=np.int64)
     if not len(ts):

@@ -21,8 +21,8 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from common.domain.bars import Bars
 from common.data.datacheck import normalise_symbol
+from common.domain.bars import Bars
 from common.domain.timeconv import NS_PER_MIN
 
 DEFAULT_SEED = 7

@@ -16,6 +16,7 @@ and a failed rename puts the earlier days back.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -180,8 +181,10 @@ def _split_days(bars: Bars):
 class BarStore:
     """Read and write 1-minute (or other interval) bars under a root folder."""
 
-    def __init__(self, root: str | os.PathLike):
+    def __init__(self, root: str | os.PathLike, record_reads: bool = False):
         self.root = Path(root)
+        # with record_reads: 'interval/SYMBOL/date' -> sha256 of every file read (a run's data fingerprint)
+        self.reads: dict[str, str] | None = {} if record_reads else None
 
     def path_for(self, symbol: str, day: dt.date, interval: str = "1m") -> Path:
         return self.root / interval / symbol / f"{day.year:04d}" / f"{day.isoformat()}.parquet"
@@ -236,9 +239,13 @@ class BarStore:
         try:
             # one read() of a small file, then decode from memory: ~2x faster than pq.read_table
             with open(path, "rb") as fh:
-                table = pq.ParquetFile(pa.BufferReader(fh.read())).read(use_threads=False)
+                data = fh.read()
+            table = pq.ParquetFile(pa.BufferReader(data)).read(use_threads=False)
         except (pa.ArrowException, OSError) as exc:
             raise StoreError(f"{path}: unreadable Parquet file ({exc})") from None
+        if self.reads is not None:
+            key = "/".join(path.relative_to(self.root).with_suffix("").parts[:2] + (path.stem,))
+            self.reads[key] = "sha256:" + hashlib.sha256(data).hexdigest()
         return _table_to_bars(table, path)
 
     def read_day(self, symbol: str, day: dt.date | str, interval: str = "1m") -> Bars:

@@ -41,12 +41,16 @@ def exchange_ns(day: dt.date, wall: dt.time | str, tz: dt.tzinfo = EXCHANGE_TZ) 
 
 
 def parse_wall_time(text: str) -> dt.time:
-    """'12:06' or '12:06:30' -> time; raises ValueError naming the text."""
+    """'12:06' (or '12:06:00') -> time; the clock moves in whole minutes, so '12:06:30' is refused rather
+    than silently moved to a boundary. Raises ValueError naming the text."""
     for fmt in ("%H:%M", "%H:%M:%S"):
         try:
-            return dt.datetime.strptime(text.strip(), fmt).time()
+            value = dt.datetime.strptime(text.strip(), fmt).time()
         except ValueError:
             continue
+        if value.second:
+            raise ValueError(f"{text!r}: the clock moves in whole minutes; give a time like {value:%H:%M}")
+        return value
     raise ValueError(f"{text!r} is not a wall-clock time like 12:06")
 
 

@@ -28,9 +28,10 @@ class CoordinatorLink:
         self.stop_sent = False
         self.warned_window = False
 
-    def hello(self, snapshot: bool) -> None:
+    def hello(self, snapshot: bool, indicators: list | None = None) -> None:
+        """Register; `indicators` are the entries the stage's strategies declared (computed for them)."""
         hello = P.Message(P.HELLO, {"stage": self.stage, "role": self.role, "pid": os.getpid(),
-                                    "snapshot": snapshot})
+                                    "snapshot": snapshot, "indicators": list(indicators or [])})
         self.dealer.send_multipart(P.encode(hello))
 
     def command(self, name: str, args: dict) -> None:
@@ -57,5 +58,6 @@ class CoordinatorLink:
             return
         self.stop_sent = True
         self.log.error("asking the coordinator to stop the run")
-        command = P.Message(P.COMMAND, {"name": "stop", "args": {}, "request_id": new_request_id()})
+        command = P.Message(P.COMMAND, {"name": "stop", "args": {"by": f"a strategy of {self.stage} (on_error stop)"},
+                                        "request_id": new_request_id()})
         self.dealer.send_multipart(P.encode(command))

@@ -11,6 +11,7 @@ import logging
 import time
 from typing import Callable, Protocol
 
+from common.runs import exit_code_for
 from common.stage.acks import AckBatcher
 from common.stage.answer_joiner import AnswerJoiner, Overdue
 from common.stage.handler import StageHandler
@@ -24,7 +25,7 @@ PROCESS_SLICE_S = 0.05
 
 class Requests(Protocol):
     """What the machine asks of the coordinator (CoordinatorLink over the DEALER)."""
-    def hello(self, snapshot: bool) -> None: ...
+    def hello(self, snapshot: bool, indicators: list | None = None) -> None: ...
     def command(self, name: str, args: dict) -> None: ...
     def ask_stop(self) -> None: ...
 
@@ -49,6 +50,7 @@ class StageMachine:
         self.snapshot = SnapshotJoin()
         self.acks = AckBatcher(name, send_ack)
         self.stop_signalled = False
+        self.end_reason: str | None = None  # BACKTEST_END's reason: the process exits with the run's status
 
     @property
     def state(self) -> State:
@@ -58,7 +60,7 @@ class StageMachine:
     def say_hello_if_due(self) -> None:
         """HELLO once every publisher was heard (CONNECTING) or once a resync's back-off is over."""
         if self.lifecycle.hello_due(self.subscriptions.heard_all(), self.clock()):
-            self.requests.hello(self.lifecycle.snapshot_join)
+            self.requests.hello(self.lifecycle.snapshot_join, self.handler.wanted_indicators())
             self.lifecycle.hello_sent(self.subscriptions.sources, self.role)
 
     def resync(self, reason: str) -> None:
@@ -104,7 +106,9 @@ class StageMachine:
         """Rebuild state from the journal, then go on with the live messages newer than it."""
         parts, seq = self.snapshot.apply(self.handler, self.joiner)
         self.lifecycle.snapshot_applied(len(parts), seq)
-        if any(m.type == P.BACKTEST_END for m in parts):  # joined after the end: flush what it has
+        ends = [m for m in parts if m.type == P.BACKTEST_END]
+        if ends:  # joined after the end: flush what it has
+            self.end_reason = str(ends[-1].body.get("reason", "error"))
             self.flush(final=self._done_after_end())
 
     # ---- handling ------------------------------------------------------------------------------
@@ -148,6 +152,7 @@ class StageMachine:
         if self.role == "participant":
             self.acks.handled(msg, busy_ns)
         if msg.type == P.BACKTEST_END:
+            self.end_reason = str(msg.body.get("reason", "error"))
             self.flush(final=self._done_after_end())
 
     # ---- the end -------------------------------------------------------------------------------
@@ -167,6 +172,13 @@ class StageMachine:
                        head.type if head else "-", head.seq if head else "-")
         self.flush(final=True)
         return True
+
+    def exit_code(self) -> int:
+        """The run's status as this process's exit code (every process of a run says the same): 0 only
+        for a completed run; 3 when stopped early, here or by a signal; 1 when aborted."""
+        if self.stop_signalled and self.end_reason is None:
+            return exit_code_for("stopped")
+        return exit_code_for(self.end_reason) if self.end_reason is not None else 0
 
     def _done_after_end(self) -> bool:
         """After BACKTEST_END a participant waits for SHUTDOWN; an observer (or a signalled stage) is done."""

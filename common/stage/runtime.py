@@ -91,14 +91,14 @@ class StageRuntime:
             code = self._turn(poller)
             if code is not None:
                 return code
-        return 0
+        return self.machine.exit_code()
 
     def _turn(self, poller: zmq.Poller) -> int | None:
         """One pass of the loop; returns an exit code when the loop must end at once."""
         machine = self.machine
         if machine.stop_signalled:
             machine.stop_on_signal()
-            return 0
+            return machine.exit_code()
         beat_every = self.config.heartbeat_s if machine.lifecycle.registered else CONNECTING_BEAT_S
         self._beat(beat_every)
         machine.say_hello_if_due()

@@ -273,12 +273,3 @@ class Publisher:
     def heartbeat(self, clock: int = 0, step: int = 0) -> None:
         self.send(Message(HEARTBEAT, clock=clock, step=step))
 
-
-# --- transitional: the coordinator still builds its bar batches by hand (removed once it sends payloads)
-def batch_arrays(slots: np.ndarray, bars, prefix: str = "") -> dict[str, np.ndarray]:
-    return PL.BarBatch(slots, bars).encode(prefix)
-
-
-def batch_from_arrays(arrays: dict[str, np.ndarray], prefix: str = ""):
-    batch = PL.BarBatch.decode(arrays, prefix)
-    return batch.slots, batch.bars

@@ -14,6 +14,7 @@ from pathlib import Path
 from common.answers.derived import DerivedAnswers, IndicatorSet
 from common.answers.quality import QualityAnswers
 from common.domain.timeconv import NS_PER_MIN, fmt_exchange
+from common.runs import is_run_id
 from common.stage.replica import (
     SessionReplica,
     apply_coordinator_message,
@@ -28,7 +29,11 @@ from services.analysis.results import (
     write_replica_dump,
     write_rows,
 )
-from services.analysis.strategies import load_strategy, wanted_intervals
+from services.analysis.strategies import (
+    declared_indicators,
+    load_strategy,
+    wanted_intervals,
+)
 
 
 class AnalysisHandler:
@@ -42,7 +47,8 @@ class AnalysisHandler:
         self.strategies = [(e.name, load_strategy(e.target, e.params), e.on_error) for e in entries]
         self.contexts = {n: Context(self, n) for n, _, _ in self.strategies}
         self.disabled: dict[str, str] = {}
-        self.results_dir = Path(results_dir or config.results_dir) / name
+        self.results_root = Path(results_dir or config.results_dir)
+        self.run_id: str | None = None  # from SESSION_START: results go to results/<run id>/<name>/
         self.signals: list[dict] = []
         self.summary: list[dict] = []
         self.bars_seen: dict[str, int] = {}
@@ -50,8 +56,14 @@ class AnalysisHandler:
         self.stop_run = False  # a strategy with on_error="stop" raised: the runtime asks the coordinator to stop
         self.session_steps = 0
         self.silent = False  # replaying a snapshot: rebuild state, call no strategy
-        self.outbox: list[tuple[str, dict]] = []
-        self.computed_indicators = IndicatorSet(config.indicators, 1).catalog()  # (interval, key) -> outputs  # commands strategies asked for, sent by the runtime
+        self.outbox: list[tuple[str, dict]] = []  # commands strategies asked for, sent by the runtime
+        # indicators the strategies declared (sent with HELLO) and what the session computes
+        self.declared = declared_indicators(self.strategies, config)
+        self.computed_indicators = IndicatorSet(config.session_indicators(self.declared), 1).catalog()
+
+    def wanted_indicators(self) -> list[dict]:
+        """Indicator entries to compute for this stage's strategies (HELLO carries them)."""
+        return self.declared
 
     def take_commands(self) -> list[tuple[str, dict]]:
         out, self.outbox = self.outbox, []
@@ -100,6 +112,8 @@ class AnalysisHandler:
         if self.stop_run:
             return []  # halted at the failing step: what follows depends on timing, so it is not recorded
         if kind == P.SESSION_START:
+            self._take_run_id(msg.body.get("run_id"))
+            self.computed_indicators = IndicatorSet(msg.body.get("indicators", self.config.indicators), 1).catalog()
             self.session_steps = 0
             self.bars_seen = {}
             if not self.started and not self.silent:
@@ -118,6 +132,7 @@ class AnalysisHandler:
             self._call_all("on_session_end", msg.body["date"])
             self._end_of_day(msg.body["date"])
         elif kind == P.BACKTEST_END:
+            self._take_run_id(msg.body.get("run_id"))  # a run aborted before its first session
             self._call_all("on_stop")
         return []
 
@@ -182,6 +197,20 @@ class AnalysisHandler:
                              "extra": json.dumps(extra, sort_keys=True, default=str)})
 
     # ---- results -------------------------------------------------------------------------------
+    def _take_run_id(self, run_id) -> None:
+        if run_id is None or run_id == self.run_id:
+            return
+        if not is_run_id(run_id):
+            self.log.error("SESSION_START names run %r, which is not a run id: results go to %s", run_id,
+                           self.results_root / self.name)
+            return
+        self.run_id = run_id
+
+    @property
+    def results_dir(self) -> Path:
+        """results/<run id>/<stage name>/ (results/<stage name>/ when no run id was announced)."""
+        return (self.results_root / self.run_id if self.run_id else self.results_root) / self.name
+
     def _end_of_day(self, date: str, complete: bool = True) -> None:
         per_strategy = {n: 0 for n, _, _ in self.strategies}
         for s in self.signals:

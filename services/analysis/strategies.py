@@ -24,3 +24,20 @@ def load_strategy(target: str, params: dict):
         raise ImportError(f"strategy {target}: bad params {params} ({exc})") from None
 
 
+def declared_indicators(strategies: list[tuple], config) -> list[dict]:
+    """Indicator entries the strategies declare in an `indicators` attribute, {interval: [key, ...]}
+    (e.g. {"5m": ["sma(20)", "macd(12,26,9)"]}); a bad declaration is a ValueError naming the strategy."""
+    from common.domain.indicators import parse_indicator_key
+
+    out = []
+    for name, strategy, _ in strategies:
+        declared = getattr(strategy, "indicators", None)
+        if declared is None:
+            continue
+        where = f"strategy {name}: indicators"
+        if not isinstance(declared, dict) or not all(isinstance(v, (list, tuple)) for v in declared.values()):
+            raise ValueError(f"{where} must map an interval to a list of keys, like {{'5m': ['sma(20)']}}")
+        entries = [parse_indicator_key(key, interval, f"{where}[{interval!r}]")
+                   for interval, keys in declared.items() for key in keys]
+        out += config.declared_indicators(entries, where)
+    return out

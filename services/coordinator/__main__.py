@@ -13,15 +13,16 @@ import time
 import click
 import zmq
 
-from common.wire import protocol as P
-from common.domain.calendar import TradingCalendar
 from common.config import ConfigError, load_config
+from common.data.store import BarStore, StoreError
+from common.domain.calendar import TradingCalendar
+from common.logsetup import LEVELS, set_level_from_option, setup_logging
+from common.stage.runtime import ignore_termination
+from common.wire import protocol as P
 from services.coordinator import report
 from services.coordinator.commands import CommandError
 from services.coordinator.engine import SessionEngine, State
-from common.logsetup import setup_logging
-from common.stage.runtime import ignore_termination
-from common.data.store import BarStore, StoreError
+from services.coordinator.runrecord import RunRecord
 
 STOP_GRACE_S = 4.0
 
@@ -52,7 +53,10 @@ def serve(config_path: str) -> int:
         return 2
     pub, router, pull = sockets
     publisher = P.Publisher(pub, "coordinator")
-    engine = SessionEngine(config, calendar, BarStore(config.data_root), publisher.send)
+    record = RunRecord(config)
+    store = BarStore(config.data_root, record_reads=True)
+    engine = SessionEngine(config, calendar, store, publisher.send, run_id=record.run_id)
+    record.start()
     stop_signal = []
     signal.signal(signal.SIGTERM, lambda *_: stop_signal.append(1))
     signal.signal(signal.SIGINT, lambda *_: stop_signal.append(1))
@@ -60,11 +64,12 @@ def serve(config_path: str) -> int:
              config.endpoints["coordinator_pub"], config.endpoints["coordinator_router"],
              config.endpoints["coordinator_pull"], ", ".join(config.stages), len(engine.sessions),
              engine.sessions[0], engine.sessions[-1])
-    exit_code = _poll_loop(engine, publisher, router, pull, stop_signal, log)
+    _poll_loop(engine, publisher, router, pull, stop_signal, log)
     ignore_termination()
     for line in report.report_lines(engine):
         log.info("%s", line)
     log.info("performance json: %s", json.dumps(report.performance_report(engine)))
+    exit_code = record.finish(engine, store.reads)
     pub.close()
     router.close()
     pull.close()
@@ -91,31 +96,29 @@ def _bind_sockets(ctx, config, log):
     return pub, router, pull
 
 
-def _poll_loop(engine: SessionEngine, publisher, router, pull, stop_signal: list, log) -> int:
-    """Advance the engine, beat, and serve acks and requests until SHUTDOWN is out; returns the exit code."""
+def _poll_loop(engine: SessionEngine, publisher, router, pull, stop_signal: list, log) -> None:
+    """Advance the engine, beat, and serve acks and requests until SHUTDOWN is out."""
     config = engine.config
     poller = zmq.Poller()
     poller.register(router, zmq.POLLIN)
     poller.register(pull, zmq.POLLIN)
     last_beat = 0.0
     end_deadline = None
-    exit_code = 0
     while True:
         now = time.monotonic()
         if stop_signal and not engine.stop_requested:
             log.info("signal received: stopping")
-            engine.request_stop()
+            engine.request_stop(by="a signal")
         try:
             wait = engine.advance(now)
         except (StoreError, ValueError) as exc:
             engine.abort(exc)
-            exit_code = 1
             wait = None
         if engine.state is State.ENDING:
             if end_deadline is None:
                 end_deadline = now + (STOP_GRACE_S if engine.stop_requested else max(30.0, config.ack_timeout_s))
             if _shut_down_when_flushed(engine, publisher, now > end_deadline, log):
-                return exit_code
+                return
         beat_every = config.heartbeat_s if engine.state is not State.WAITING else 0.05
         if now - last_beat >= beat_every:
             publisher.heartbeat(clock=engine.clock_ns, step=engine.global_step)
@@ -172,7 +175,8 @@ def _serve_commands(router, engine: SessionEngine, log) -> None:
             is_hello = msg.type == P.HELLO
             if is_hello:
                 pid = msg.body.get("pid")
-                body = engine.on_hello(msg.body["stage"], msg.body["role"], pid if isinstance(pid, int) else 0)
+                body = engine.on_hello(msg.body["stage"], msg.body["role"], pid if isinstance(pid, int) else 0,
+                                       msg.body.get("indicators"))
                 if msg.body.get("snapshot"):
                     _send_snapshot(router, envelope, engine, body, log, msg.body["stage"])
                     continue
@@ -198,9 +202,12 @@ def _send_snapshot(router, envelope: list, engine: SessionEngine, body: dict, lo
 
 
 @click.command()
+@click.option("--log-level", type=click.Choice(LEVELS, case_sensitive=False), default=None,
+              help="DEBUG, INFO (default), WARNING or ERROR (also SESSION_LOG_LEVEL).")
 @click.option("--config", "config_path", default="configs/default.json", show_default=True,
               help="Session config (JSON).")
-def main(config_path: str) -> None:
+def main(config_path: str, log_level: str | None) -> None:
+    set_level_from_option(log_level)
     """Run the coordinator."""
     sys.exit(serve(config_path))
 

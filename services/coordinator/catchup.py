@@ -6,16 +6,18 @@ itself only splits bars at the frozen clock; the timing figures say where the pa
 """
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from common.domain.bars import Bars
 from common.domain.timeconv import fmt_exchange
 from common.wire import protocol as P
+from common.wire.payloads import BarBatch, CatchupPayload, PreparePayload
+from services.coordinator.commands import CommandError
+from services.coordinator.symbol_ops import check_symbol_op
 
 if TYPE_CHECKING:
     from services.coordinator.engine import SessionEngine
@@ -99,10 +101,23 @@ class CatchUp:
 
     def _publish_prepare(self, symbol: str, history: Bars, days: list[str]) -> None:
         engine = self.engine
-        engine.publish(P.Message(P.PREPARE, {"symbol": symbol, "days": days,
-                                             "sessions": engine.history.sessions_table(days)},
-                                 P.batch_arrays(np.zeros(len(history), np.int32), history, "h_"),
-                                 step=engine.global_step, clock=engine.clock_ns))
+        fields = {"symbol": symbol, "days": days, "sessions": engine.history.sessions_table(days)}
+        engine.publish(P.Message.of(P.PREPARE, PreparePayload(BarBatch.of_slot(0, history), fields),
+                                    step=engine.global_step, clock=engine.clock_ns))
+
+    def still_addable(self, symbols: list[str]) -> list[str]:
+        """The due adds that pass the check again (the session may have changed since), each once."""
+        read = functools.partial(self.read_ahead, announce=False)
+        todo = []
+        for symbol in symbols:
+            try:
+                check_symbol_op("add-symbol", symbol, self.engine.session, read_day=read)
+            except CommandError as exc:
+                log.error("[DYNAMIC] add %s refused: %s", symbol, exc)
+                continue
+            if symbol not in todo:
+                todo.append(symbol)
+        return todo
 
     def start(self, symbols: list[str]) -> None:
         """PAUSE and one CATCHUP_SNAPSHOT per symbol (checked addable); RESUME waits for `finish`."""
@@ -144,14 +159,12 @@ class CatchUp:
     def _publish_snapshot(self, symbol: str, slot: int, history: Bars, days: list[str], wanted: int,
                           caught: Bars, dropped: int) -> None:
         engine, session = self.engine, self.engine.session
-        arrays = P.batch_arrays(np.full(len(history), slot, np.int32), history, "h_")
-        arrays.update(P.batch_arrays(np.full(len(caught), slot, np.int32), caught, "s_"))
-        engine.publish(P.Message(P.CATCHUP_SNAPSHOT, {
-            "symbol": symbol, "slot": slot, "days": days, "caught_up": len(caught),
-            "dropped": dropped, "snapshot_id": self.snapshot_id, "history_wanted": wanted,
-            "sessions": engine.history.sessions_table(days), "open_ns": session.open_ns,
-            "close_ns": session.close_ns,
-        }, arrays, step=engine.global_step, clock=engine.clock_ns))
+        fields = {"symbol": symbol, "slot": slot, "days": days, "caught_up": len(caught),
+                  "dropped": dropped, "snapshot_id": self.snapshot_id, "history_wanted": wanted,
+                  "sessions": engine.history.sessions_table(days), "open_ns": session.open_ns,
+                  "close_ns": session.close_ns}
+        payload = CatchupPayload(BarBatch.of_slot(slot, history), BarBatch.of_slot(slot, caught), fields)
+        engine.publish(P.Message.of(P.CATCHUP_SNAPSHOT, payload, step=engine.global_step, clock=engine.clock_ns))
 
     def finish(self) -> None:
         """Every participant has the snapshots: RESUME, and restart the pacing from the frozen clock."""

@@ -6,6 +6,7 @@ reply again, so an add is never queued twice. Queries are answered afresh every 
 from __future__ import annotations
 
 import logging
+import math
 from typing import TYPE_CHECKING, Callable
 
 from common.config import ConfigError, check_ticker
@@ -18,6 +19,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("coordinator")
 
 QUERIES = ("status", "session", "list-dynamic")  # read-only: never cached
+
+
+MAX_SPEED = 1_000_000.0  # a million x real time: a session in 0.02 s; beyond is 'max'
 
 
 class CommandError(ValueError):
@@ -37,11 +41,17 @@ def _list_dynamic(engine: SessionEngine, args: dict, request_id: str) -> dict:
 
 
 def _pause(engine: SessionEngine, args: dict, request_id: str) -> dict:
+    engine.require_running()
+    if engine.operator_paused:
+        raise CommandError(f"already paused (clock {fmt_exchange(engine.clock_ns)}); `ctl resume` releases it")
     engine.pause("operator")
     return {"clock": fmt_exchange(engine.clock_ns)}
 
 
 def _resume(engine: SessionEngine, args: dict, request_id: str) -> dict:
+    engine.require_running()
+    if not engine.operator_paused:
+        raise CommandError(f"not paused (clock {fmt_exchange(engine.clock_ns)} is running)")
     engine.resume()
     return {"clock": fmt_exchange(engine.clock_ns)}
 
@@ -51,17 +61,26 @@ def _speed(engine: SessionEngine, args: dict, request_id: str) -> dict:
     if value in ("max", None):
         engine.set_speed(None)
     else:
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise CommandError(f"speed must be a number or 'max', got {value!r}")
-        speed = float(value)
-        if not speed > 0:
-            raise CommandError("speed must be > 0 or 'max'")
-        engine.set_speed(speed)
+        engine.set_speed(_speed_value(value))
     return {"speed": engine.pacer.speed or "max"}
 
 
+def _speed_value(value) -> float:
+    """A finite speed in (0, MAX_SPEED]: N x real time."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise CommandError(f"speed must be a number or 'max', got {value!r}")
+    try:
+        speed = float(value)
+    except ValueError:
+        raise CommandError(f"speed must be a number or 'max', got {value!r}") from None
+    if not (math.isfinite(speed) and 0 < speed <= MAX_SPEED):
+        raise CommandError(f"speed must be > 0 and at most {MAX_SPEED:,.0f} (x real time), or 'max'; got {value}")
+    return speed
+
+
 def _stop(engine: SessionEngine, args: dict, request_id: str) -> dict:
-    engine.request_stop()
+    by = args.get("by")
+    engine.request_stop(by=by[:100] if isinstance(by, str) and by else "ctl stop")
     return {"stopping": True}
 
 
@@ -112,7 +131,10 @@ def _at_clock(engine: SessionEngine, at) -> int | None:
     if not at:
         return None
     session = engine.session
-    at_clock = exchange_ns(session.day, parse_wall_time(str(at)))
+    try:
+        at_clock = exchange_ns(session.day, parse_wall_time(str(at)))
+    except ValueError as exc:
+        raise CommandError(f"--at {exc}") from None
     if at_clock < engine.clock_ns:
         raise CommandError(f"--at {at} is in the past (clock {fmt_exchange(engine.clock_ns)})")
     if at_clock > session.close_ns:

@@ -152,7 +152,8 @@ class DayLoader:
             dropped_total += dropped
             if not len(bars):
                 if self.missing_data == "error":
-                    raise StoreError(f"{symbol}: no bars in the store for session {day}")
+                    raise StoreError(f"{symbol}: no bars in the store for session {day} (import them, or set "
+                                     f"\"session.missing_data\": \"drop\" to skip such symbol-days with a warning)")
                 log.warning("%s: no bars for %s, dropped from this session", symbol, day)
                 continue
             kept.append(symbol)

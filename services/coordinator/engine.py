@@ -19,6 +19,7 @@ from common.data.store import BarStore
 from common.domain.calendar import TradingCalendar
 from common.domain.timeconv import NS_PER_MIN, fmt_exchange
 from common.wire import protocol as P
+from common.wire.payloads import BarBatch, HistoryPayload, StepPayload
 from services.coordinator import report
 from services.coordinator.catchup import CatchUp, DynamicInfo
 from services.coordinator.commands import CommandError, Commands
@@ -71,7 +72,7 @@ class SessionEngine:
     step boundaries where stops, catch-ups, symbol ops and pauses are taken care of."""
 
     def __init__(self, config: SessionConfig, calendar: TradingCalendar, store: BarStore, publish,
-                 clock=time.monotonic):
+                 clock=time.monotonic, run_id: str | None = None):
         self.config = config
         self.calendar = calendar
         self.store = store
@@ -85,6 +86,9 @@ class SessionEngine:
         # abort gives the stages the short flush grace)
         self.stop_requested = False
         self.paused_at_end = False  # the run ended during an operator pause (status still says so)
+        self.run_id = run_id        # announced in SESSION_START: analysis results go to results/<run id>/
+        self.end_reason: str | None = None   # completed / stopped / error, once ENDING
+        self.end_detail: str | None = None   # what went wrong (abort) or who stopped the run
         self.stages = StageRegistry(config.flow_window, config.ack_timeout_s, clock)
         self.loader = DayLoader(store, config.missing_data)
         self.history = HistoryCache(config, calendar, store)
@@ -118,8 +122,14 @@ class SessionEngine:
         return self.journal_seq, list(self.journal)
 
     # ---- input from the service ----------------------------------------------------------------
-    def on_hello(self, stage: str, role: str, pid: int = 0) -> dict:
-        self.stages.register(stage, role, pid, self.global_step, self.catchup.snapshot_id)
+    def on_hello(self, stage: str, role: str, pid: int = 0, indicators: list | None = None) -> dict:
+        """Register a stage; the indicators its strategies declared are computed from the next session
+        start on (for the configured stages: from the first, as they register before it)."""
+        try:
+            declared = self.config.declared_indicators(indicators or [], f"{stage}: declared indicators")
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        self.stages.register(stage, role, pid, self.global_step, self.catchup.snapshot_id, declared)
         return {"ok": True, "hello": True, "state": self.state.value, "step": self.global_step}
 
     def on_ack(self, body: dict) -> None:
@@ -217,15 +227,16 @@ class SessionEngine:
             "date": session.day.isoformat(), "open_ns": session.open_ns, "close_ns": session.close_ns,
             "symbols": kept, "day_index": self.day_index, "n_days": len(self.sessions),
             "streamed": {s: ["1m"] for s in kept}, "generated": {s: self.config.derived_minutes() for s in kept},
-            "dynamic": [s for s in kept if s in self.dynamic],
+            "dynamic": [s for s in kept if s in self.dynamic], "run_id": self.run_id,
+            "indicators": self.config.session_indicators(self.stages.declared_indicators()),
         }, step=self.global_step, clock=self.clock_ns))
 
     def _publish_history(self, symbols: list[str], slots: list[int]) -> None:
         slots_arr, bars, days_by_symbol, days = self.history.for_session(symbols, slots, self.session.day)
-        self.publish(P.Message(P.HISTORY, {"symbols": symbols, "interval": "1m", "days": sorted(set(days)),
-                                           "sessions": self.history.sessions_table(days),
-                                           "history_days": days_by_symbol},
-                               P.batch_arrays(slots_arr, bars), step=self.global_step, clock=self.clock_ns))
+        fields = {"symbols": symbols, "interval": "1m", "days": sorted(set(days)),
+                  "sessions": self.history.sessions_table(days), "history_days": days_by_symbol}
+        self.publish(P.Message.of(P.HISTORY, HistoryPayload(BarBatch(slots_arr, bars), fields),
+                                  step=self.global_step, clock=self.clock_ns))
 
     def _publish_step(self, now: float) -> None:
         slots, bars = self.session.step(self.step_row)
@@ -234,8 +245,8 @@ class SessionEngine:
         self.clock_ns = self.session.open_ns + self.step_row * NS_PER_MIN
         if self.figures.first_step_wall is None:
             self.figures.first_step_wall = now
-        self.publish(P.Message(P.STEP, {"symbols": []}, P.batch_arrays(slots, bars),
-                               step=self.global_step, clock=self.clock_ns))
+        self.publish(P.Message.of(P.STEP, StepPayload(BarBatch(slots, bars)), step=self.global_step,
+                                  clock=self.clock_ns))
         self.figures.bars += len(slots)
         self.figures.steps += 1
 
@@ -253,14 +264,18 @@ class SessionEngine:
     def _end_backtest(self, reason: str) -> None:
         self.paused_at_end = self.operator_paused
         self.state = State.ENDING
+        self.end_reason = reason
         self.figures.end_wall = self.clock()  # every step acked (or stopped): the run phase ends here
         self.publish(P.Message(P.BACKTEST_END, {"sessions": self.day_index + 1, "reason": reason,
+                                                "detail": self.end_detail or "", "run_id": self.run_id,
                                                 "report": report.performance_report(self)},
                                step=self.global_step, clock=self.clock_ns))
         log.info("backtest %s after %d session(s); waiting for stages to flush", reason, self.day_index + 1)
 
-    def request_stop(self) -> None:
+    def request_stop(self, by: str = "ctl stop") -> None:
         """Stop at the next step boundary; before the first session, end at once."""
+        if not self.stop_requested:
+            self.end_detail = f"stopped by {by}"
         self.stop_requested = True
         if self.state is State.WAITING:
             self._end_backtest("stopped")
@@ -268,6 +283,7 @@ class SessionEngine:
     def abort(self, reason) -> None:
         """End the run now on a store or data error (BACKTEST_END reason "error"); stages get the stop grace."""
         log.error("session aborted: %s", reason)
+        self.end_detail = str(reason)
         self.stop_requested = True
         self._end_backtest("error")
 
@@ -293,6 +309,7 @@ class SessionEngine:
         log.info("resumed by operator at %s", fmt_exchange(self.clock_ns))
 
     def set_speed(self, speed: float | None) -> None:
+        log.info("speed %s -> %s at %s", self.pacer.speed or "max", speed or "max", fmt_exchange(self.clock_ns))
         self.pacer.speed = speed
         self.reset_pacing()
 
@@ -319,23 +336,11 @@ class SessionEngine:
                     self._remove_symbol(symbol)
             elif op.command == "pause":
                 self.pause("schedule")
-        addable = self._still_addable([s for op in due if op.command == "add-symbol" for s in op.symbols])
+        addable = self.catchup.still_addable([s for op in due if op.command == "add-symbol" for s in op.symbols])
         if addable:
             self.catchup.start(addable)
-
-    def _still_addable(self, symbols: list[str]) -> list[str]:
-        """The due adds that pass the check again (the session may have changed since), each once."""
-        read = functools.partial(self.catchup.read_ahead, announce=False)
-        todo = []
-        for symbol in symbols:
-            try:
-                check_symbol_op("add-symbol", symbol, self.session, read_day=read)
-            except CommandError as exc:
-                log.error("[DYNAMIC] add %s refused: %s", symbol, exc)
-                continue
-            if symbol not in todo:
-                todo.append(symbol)
-        return todo
+        else:
+            self.catchup.timing.drain_started = None  # the wait was for a remove or pause: not an add's
 
     def _remove_symbol(self, symbol: str) -> None:
         try:

@@ -9,6 +9,7 @@ import numpy as np
 
 from common.domain.quality import missing_runs
 from common.domain.timeconv import NS_PER_MIN, fmt_exchange
+from services.coordinator.symbol_ops import due_clock
 
 if TYPE_CHECKING:
     from services.coordinator.engine import SessionEngine
@@ -69,8 +70,18 @@ def session_table(engine: SessionEngine) -> list[dict]:
 
 
 def dynamic_table(engine: SessionEngine) -> list[dict]:
-    """The symbols added at run time: when, bars caught up, history days, status."""
-    return [vars(d) | {"added_at": fmt_exchange(d.added_clock, with_date=True)} for d in engine.dynamic.values()]
+    """The symbols added at run time (when, bars caught up, history days, status), then the adds still
+    queued (status 'queued', with when they are due)."""
+    rows = [vars(d) | {"added_at": fmt_exchange(d.added_clock, with_date=True)} for d in engine.dynamic.values()]
+    day = engine.session.day
+    for op in engine.pending:
+        if op.command != "add-symbol":
+            continue
+        due = due_clock(op, day) if day is not None else None
+        when = (op.session_date.isoformat() + " " if op.session_date else "") + (
+            op.wall_time.strftime("%H:%M") if op.wall_time else fmt_exchange(due) if due else "next step")
+        rows += [{"symbol": s, "status": "queued", "due": when, "request_id": op.request_id} for s in op.symbols]
+    return rows
 
 
 def report_lines(engine: SessionEngine) -> list[str]:

@@ -27,6 +27,7 @@ class StageInfo:
     waited_on: int = 0   # steps the window held back with this stage the furthest behind
     flushed: bool = False
     snapshot_ack: int = 0
+    indicators: list = field(default_factory=list)  # indicator entries its strategies declared
 
 
 class StageRegistry:
@@ -42,7 +43,8 @@ class StageRegistry:
     def __iter__(self):
         return iter(self.by_name.values())
 
-    def register(self, stage: str, role: str, pid: int, step: int, snapshot_id: int) -> None:
+    def register(self, stage: str, role: str, pid: int, step: int, snapshot_id: int,
+                 indicators: list | None = None) -> None:
         """Register a stage. A name held by another live process is refused (two processes under one
         name would merge their acks and overwrite each other's results); the same process may re-register
         (resync), and a stalled holder may be replaced (a restarted stage)."""
@@ -56,7 +58,12 @@ class StageRegistry:
         info.last_step_ack = step
         info.snapshot_ack = snapshot_id  # a joiner's snapshot (the journal) includes every catch-up so far
         info.last_ack_wall = self.clock()
+        info.indicators = list(indicators or [])
         log.info("stage registered: %s (%s, pid %d)", stage, role, pid)
+
+    def declared_indicators(self) -> list[dict]:
+        """Indicator entries declared by the registered stages, in stage-name order."""
+        return [entry for name in sorted(self.by_name) for entry in self.by_name[name].indicators]
 
     def on_ack(self, body: dict) -> None:
         info = self.by_name.get(body["stage"])

@@ -13,10 +13,11 @@ from pathlib import Path
 import click
 import zmq
 
-from common.wire import protocol as P
 from common.config import DEFAULT_ENDPOINTS, ConfigError, load_config
 from common.stage.runtime import new_request_id
+from common.wire import protocol as P
 from services.ctl.data import CONFIG_DATA_ROOT_KEY, calendar_group, data_group
+from services.ctl.runs import CONFIG_RESULTS_KEY, runs_cmd
 
 ATTEMPT_TIMEOUT_MS = 900
 ATTEMPTS = 3
@@ -85,10 +86,12 @@ def cli(ctx: click.Context, config: str | None, endpoint: str | None) -> None:
             raise click.ClickException(str(exc)) from None
         ctx.obj["endpoint"] = endpoint or loaded.endpoints["coordinator_router"]
         ctx.meta[CONFIG_DATA_ROOT_KEY] = str(loaded.data_root)
+        ctx.meta[CONFIG_RESULTS_KEY] = str(loaded.results_dir)
 
 
 cli.add_command(data_group, "data")
 cli.add_command(calendar_group, "calendar")
+cli.add_command(runs_cmd, "runs")
 
 
 @cli.command()
@@ -146,15 +149,15 @@ def stop() -> None:
     click.echo("stopping")
 
 
-@cli.command()
+@cli.command(context_settings={"ignore_unknown_options": True})  # `ctl speed -5` is a value, not an option
 @click.argument("speed")
 def speed(speed: str) -> None:
-    """Set the clock speed: N times real time, or 'max'."""
+    """Set the clock speed: N times real time (0 < N <= 1,000,000), or 'max'."""
     if speed != "max":
         try:
             float(speed)
         except ValueError:
-            raise click.BadParameter(f"{speed!r} is not a number or 'max'") from None
+            raise click.ClickException(f"speed {speed!r} is not a number or 'max'") from None
     click.echo(f"speed {_call('speed', {'speed': speed})['speed']}")
 
 
@@ -188,6 +191,9 @@ def list_dynamic(as_json: bool) -> None:
     if not rows:
         click.echo("no dynamic symbols")
     for r in rows:
+        if r["status"] == "queued":
+            click.echo(f"{r['symbol']:<8} queued, due {r['due']}  (request {r['request_id']})")
+            continue
         click.echo(f"{r['symbol']:<8} added {r['added_at']}  caught up {r['caught_up']} bars  dropped {r['dropped']}  "
                    f"history {r['history_days']}/{r['history_wanted']} days  {r['status']}")
 

@@ -10,8 +10,8 @@ Exact duplicate rows are kept once and counted; rows may come in any order (they
 from __future__ import annotations
 
 import csv
-import hashlib
 import datetime as dt
+import hashlib
 import os
 import re
 from dataclasses import asdict, dataclass, field
@@ -20,10 +20,21 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 
-from common.domain.bars import PRICE_FIELDS, Bars
-from common.data.datacheck import SessionParts, describe_ts, normalise_symbol, session_parts
+from common.data.datacheck import (
+    SessionParts,
+    describe_ts,
+    normalise_symbol,
+    session_parts,
+)
 from common.data.store import StoreError
-from common.domain.timeconv import EXCHANGE_TZ, NS_PER_MIN, NS_PER_SEC, UTC, ns_from_datetime
+from common.domain.bars import PRICE_FIELDS, Bars
+from common.domain.timeconv import (
+    EXCHANGE_TZ,
+    NS_PER_MIN,
+    NS_PER_SEC,
+    UTC,
+    ns_from_datetime,
+)
 
 VALUE_FIELDS = PRICE_FIELDS + ("volume",)
 MAX_PRICE = 10_000_000.0      # no listed US instrument trades above this per share or point

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import click
 
-from common.domain.calendar import CalendarError, TradingCalendar
-from services.ctl.csvimport import CsvImportError, import_csv
 from common.data.datacheck import JUMP_PCT, DayCheck, check_symbol, normalise_symbol
 from common.data.generate import DEFAULT_SEED, generate
 from common.data.store import BarStore, StoreError
+from common.domain.calendar import CalendarError, TradingCalendar
 from common.domain.timeconv import UTC, datetime_from_ns, fmt_exchange, parse_date
+from services.ctl.csvimport import CsvImportError, import_csv
 
 DATA_ROOT_ENV = "SESSION_DATA_ROOT"
 DEFAULT_DATA_ROOT = "data/store"

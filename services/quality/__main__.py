@@ -7,13 +7,17 @@ import sys
 
 import click
 
+from common.logsetup import LEVELS, set_level_from_option
 from common.stage.runtime import stage_main
 from services.quality.handler import QualityHandler
 
 
 @click.command()
+@click.option("--log-level", type=click.Choice(LEVELS, case_sensitive=False), default=None,
+              help="DEBUG, INFO (default), WARNING or ERROR (also SESSION_LOG_LEVEL).")
 @click.option("--config", "config_path", default="configs/default.json", show_default=True)
-def main(config_path: str) -> None:
+def main(config_path: str, log_level: str | None) -> None:
+    set_level_from_option(log_level)
     """Run the quality monitor."""
     sys.exit(stage_main("quality", QualityHandler, config_path, publishes=True))
 

@@ -75,7 +75,7 @@ def demo_run(tmp: Path) -> dict[str, str]:
     base["dump_replica"] = True
     pipe = Pipeline(tmp, _config(tmp, base, store.root))
     _check(pipe, pipe.wait(timeout=180))
-    return results_hashes(tmp / "results", ["analysis"])
+    return results_hashes(tmp / "results" / "latest", ["analysis"])
 
 
 def real_add_run(tmp: Path) -> dict[str, str]:
@@ -100,7 +100,7 @@ def real_add_run(tmp: Path) -> dict[str, str]:
     base["dump_replica"] = True
     pipe = Pipeline(tmp, _config(tmp, base, store.root))
     _check(pipe, pipe.wait(timeout=180))
-    return results_hashes(tmp / "results", ["analysis"])
+    return results_hashes(tmp / "results" / "latest", ["analysis"])
 
 
 def observer_run(tmp: Path) -> dict[str, str]:
@@ -143,8 +143,8 @@ def observer_run(tmp: Path) -> dict[str, str]:
     _check(pipe, codes)
     if "snapshot applied" not in pipe.log("late"):
         raise RuntimeError("the observer did not join through a snapshot:\n" + pipe.log("late"))
-    hashes = results_hashes(tmp / "results", ["analysis"])
-    late = {k.replace("late/", "analysis/"): v for k, v in results_hashes(tmp / "results", ["late"]).items()
+    hashes = results_hashes(tmp / "results" / "latest", ["analysis"])
+    late = {k.replace("late/", "analysis/"): v for k, v in results_hashes(tmp / "results" / "latest", ["late"]).items()
             if "/replica_" in k}
     if any(hashes[k] != v for k, v in late.items()) or not late:
         raise RuntimeError(f"observer replica differs from the analysis replica: {late} vs {hashes}")

@@ -55,6 +55,7 @@ from common.domain.indicators.registry import (
     indicator_key,
     make_indicator,
     normalise_params,
+    parse_indicator_key,
     validate_indicator,
 )
 
@@ -66,5 +67,6 @@ __all__ = [
     "indicator_key",
     "make_indicator",
     "normalise_params",
+    "parse_indicator_key",
     "validate_indicator",
 ]

@@ -79,6 +79,29 @@ def indicator_key(name: str, params: Mapping) -> str:
     return f"{name}({','.join(shown)})" if shown else name
 
 
+def parse_indicator_key(key: str, interval: str, where: str) -> dict:
+    """A key as strategies read it ('sma(20)', 'macd(12,26,9)', 'obv') -> a config entry
+    {name, interval, params}, validated like one; the entry's own key is `key` again."""
+    text = str(key).strip()
+    name, _, rest = text.partition("(")
+    if name not in INDICATORS:
+        raise ValueError(f"{where}: unknown indicator {name!r} in {key!r} (known: {_known()})")
+    shown = [p for p in INDICATORS[name].params if p.in_key]
+    args = [a.strip() for a in rest[:-1].split(",")] if rest else []
+    if (rest and not rest.endswith(")")) or len(args) > len(shown) or any(not a for a in args):
+        raise ValueError(f"{where}: {key!r} is not a key like {indicator_key(name, {})}")
+    params = {}
+    for spec, arg in zip(shown, args):
+        try:
+            params[spec.name] = spec.kind(float(arg)) if spec.kind is int and float(arg).is_integer() else spec.kind(arg)
+        except ValueError:
+            raise ValueError(f"{where}: {key!r}: {spec.name} must be a number, got {arg!r}") from None
+    entry = validate_indicator({"name": name, "interval": interval, "params": params}, where)
+    if indicator_key(name, entry["params"]) != text.replace(" ", ""):
+        raise ValueError(f"{where}: {key!r}: that indicator's key is {indicator_key(name, entry['params'])}")
+    return entry
+
+
 def _check_param(p: ParamSpec, value, where: str):
     if p.kind is int:
         if isinstance(value, bool) or not isinstance(value, int):
