@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from services.coordinator.commands import CommandError
+from services.coordinator.errors import CommandError
 from services.coordinator.stages import StageRegistry
 
 

@@ -10,9 +10,15 @@ from common.config import ConfigError, ScheduledCommand
 from common.domain.bars import Bars
 from common.domain.calendar import TradingCalendar
 from common.domain.timeconv import NS_PER_MIN, exchange_ns
-from services.coordinator.commands import CommandError
 from services.coordinator.day import SessionDay
-from services.coordinator.symbol_ops import LATER_SESSION, PendingOp, PendingOps, check_symbol_op, due_clock
+from services.coordinator.errors import CommandError
+from services.coordinator.symbol_ops import (
+    LATER_SESSION,
+    PendingOp,
+    PendingOps,
+    check_symbol_op,
+    due_clock,
+)
 
 DAY = dt.date(2025, 7, 2)
 NOON = dt.time(12, 0)

@@ -115,10 +115,16 @@ class StageRuntime:
         return None
 
     def _beat(self, beat_every: float) -> None:
+        """Heartbeats on the stage's PUB, and an `alive` ACK to the coordinator once registered (an
+        observer, or a participant with nothing to ack while the clock stands, is still seen)."""
         now = time.monotonic()
-        if self.publisher is not None and now - self.last_beat >= beat_every:
+        if now - self.last_beat < beat_every:
+            return
+        if self.publisher is not None:
             self.publisher.heartbeat()
-            self.last_beat = now
+        if self.machine.lifecycle.registered and self.machine.state is not State.FINISHED:
+            self._send_ack(P.ack(self.name, "alive", 0))
+        self.last_beat = now
 
     def _drain(self, source: str, sock: zmq.Socket) -> None:
         """Read everything waiting on one SUB socket; the machine decides what is kept."""

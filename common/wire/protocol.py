@@ -209,7 +209,7 @@ def _decode_arrays(mtype: str, specs, buffers) -> dict[str, np.ndarray]:
 
 
 # --- acknowledgements and registrations --------------------------------------------------------
-ACK_KINDS = ("step", "snapshot", "flushed")
+ACK_KINDS = ("step", "snapshot", "flushed", "alive")  # alive: a heartbeat of a registered stage
 STAGE_ROLES = ("participant", "observer")
 
 

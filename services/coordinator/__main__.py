@@ -20,8 +20,8 @@ from common.logsetup import LEVELS, set_level_from_option, setup_logging
 from common.stage.runtime import ignore_termination
 from common.wire import protocol as P
 from services.coordinator import report
-from services.coordinator.commands import CommandError
 from services.coordinator.engine import SessionEngine, State
+from services.coordinator.errors import CommandError
 from services.coordinator.runrecord import RunRecord
 
 STOP_GRACE_S = 4.0

@@ -16,7 +16,7 @@ from common.domain.bars import Bars
 from common.domain.timeconv import fmt_exchange
 from common.wire import protocol as P
 from common.wire.payloads import BarBatch, CatchupPayload, PreparePayload
-from services.coordinator.commands import CommandError
+from services.coordinator.errors import CommandError
 from services.coordinator.symbol_ops import check_symbol_op
 
 if TYPE_CHECKING:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Callable
 from common.config import ConfigError, check_ticker
 from common.domain.timeconv import exchange_ns, fmt_exchange, parse_wall_time
 from services.coordinator import report
+from services.coordinator.errors import CommandError
 
 if TYPE_CHECKING:
     from services.coordinator.engine import SessionEngine
@@ -22,10 +23,6 @@ QUERIES = ("status", "session", "list-dynamic")  # read-only: never cached
 
 
 MAX_SPEED = 1_000_000.0  # a million x real time: a session in 0.02 s; beyond is 'max'
-
-
-class CommandError(ValueError):
-    """A ctl command that cannot be applied; the session is left unchanged."""
 
 
 def _status(engine: SessionEngine, args: dict, request_id: str) -> dict:

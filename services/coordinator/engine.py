@@ -22,8 +22,9 @@ from common.wire import protocol as P
 from common.wire.payloads import BarBatch, HistoryPayload, StepPayload
 from services.coordinator import report
 from services.coordinator.catchup import CatchUp, DynamicInfo
-from services.coordinator.commands import CommandError, Commands
+from services.coordinator.commands import Commands
 from services.coordinator.day import DayLoader, HistoryCache, SessionDay
+from services.coordinator.errors import CommandError
 from services.coordinator.stages import StageRegistry
 from services.coordinator.symbol_ops import PendingOp, PendingOps, check_symbol_op
 

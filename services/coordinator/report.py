@@ -39,7 +39,9 @@ def status(engine: SessionEngine) -> dict:
         "steps_done": engine.global_step, "session_step": engine.step_row,
         "window": engine.config.flow_window,
         "stages": {s.name: {"role": s.role, "last_ack_step": s.last_step_ack,
-                            "last_ack_age_s": round(now - s.last_ack_wall, 3), "stalled": s.stalled}
+                            "last_ack_age_s": round(now - s.last_ack_wall, 3), "stalled": s.stalled,
+                            "last_seen_age_s": round(now - s.last_seen_wall, 3),
+                            "live": now - s.last_seen_wall <= max(2.0, 3 * engine.config.heartbeat_s)}
                    for s in engine.stages},
         "waiting_for": engine.stages.missing(engine.config.stages),
         "report": performance_report(engine),

@@ -9,7 +9,7 @@ import logging
 from dataclasses import dataclass, field
 
 from common.wire import protocol as P
-from services.coordinator.commands import CommandError
+from services.coordinator.errors import CommandError
 
 log = logging.getLogger("coordinator")
 
@@ -28,6 +28,7 @@ class StageInfo:
     flushed: bool = False
     snapshot_ack: int = 0
     indicators: list = field(default_factory=list)  # indicator entries its strategies declared
+    last_seen_wall: float = 0.0  # any ack, `alive` included: the process is there
 
 
 class StageRegistry:
@@ -57,7 +58,7 @@ class StageRegistry:
             info = self.by_name[stage] = StageInfo(stage, role, pid)
         info.last_step_ack = step
         info.snapshot_ack = snapshot_id  # a joiner's snapshot (the journal) includes every catch-up so far
-        info.last_ack_wall = self.clock()
+        info.last_ack_wall = info.last_seen_wall = self.clock()
         info.indicators = list(indicators or [])
         log.info("stage registered: %s (%s, pid %d)", stage, role, pid)
 
@@ -71,11 +72,14 @@ class StageRegistry:
             log.warning("ack from unregistered stage %s ignored", body["stage"])
             return
         now = self.clock()
+        info.last_seen_wall = now
+        kind, ref = body["kind"], body["ref"]
+        if kind == "alive":  # seen, but no progress: stall detection goes by the other acks
+            return
         if info.stalled:
             log.info("stage %s acknowledges again after a stall", info.name)
             info.stalled = False
         info.last_ack_wall = now
-        kind, ref = body["kind"], body["ref"]
         if kind == "step":
             if ref > info.last_step_ack:
                 info.last_step_ack = ref

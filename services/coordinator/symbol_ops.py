@@ -11,8 +11,8 @@ from typing import Callable
 from common.config import ConfigError, ScheduledCommand
 from common.domain.bars import Bars
 from common.domain.timeconv import NS_PER_MIN, exchange_ns
-from services.coordinator.commands import CommandError
 from services.coordinator.day import SessionDay
+from services.coordinator.errors import CommandError
 
 LATER_SESSION = 2 ** 63 - 1  # the due clock of an op scheduled for a later session: after any clock of today
 

@@ -110,7 +110,9 @@ def status(as_json: bool) -> None:
         click.echo(f"waiting    for stages: {', '.join(st['waiting_for'])}")
     for name, s in sorted(st["stages"].items()):
         flag = "  STALLED" if s["stalled"] else ""
-        click.echo(f"stage      {name:<12} {s['role']:<11} last ack step {s['last_ack_step']} ({s['last_ack_age_s']:.1f} s ago){flag}")
+        seen = f"live (seen {s['last_seen_age_s']:.1f} s ago)" if s["live"] else f"silent for {s['last_seen_age_s']:.1f} s"
+        acked = "" if s["role"] == "observer" else f"  last ack step {s['last_ack_step']} ({s['last_ack_age_s']:.1f} s ago)"
+        click.echo(f"stage      {name:<12} {s['role']:<11} {seen}{acked}{flag}")
     rep = st["report"]
     if rep.get("bars_per_s"):
         click.echo(f"throughput {rep['bars']} bars in {rep['wall_s']} s = {rep['bars_per_s']:.0f} bars/s")

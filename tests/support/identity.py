@@ -129,12 +129,14 @@ def observer_run(tmp: Path) -> dict[str, str]:
             res = ctl(config, "status", "--json")
             if res.returncode == 0 and json.loads(res.stdout)["session_step"] >= 60:
                 break
+        ctl(config, "pause")  # the observer joins mid-session however loaded the machine is
         pipe.start("late", [sys.executable, "-m", "services.analysis", "--config", str(config), "--name", "late",
                             "--observer"])
         for _ in range(400):
             res = ctl(config, "status", "--json")
             if res.returncode == 0 and "late" in json.loads(res.stdout)["stages"]:
                 break
+        ctl(config, "resume")
         ctl(config, "speed", "max")
         codes = pipe.wait(timeout=180)
     except subprocess.TimeoutExpired:
