@@ -30,3 +30,12 @@ def setup_logging(process: str, level: str | None = None) -> logging.Logger:
     root.handlers[:] = [handler]
     root.setLevel(level)
     return logging.getLogger(process)
+
+
+def log_level_option(command):
+    """The `--log-level` option every process takes (click decorator); the value goes to set_level_from_option."""
+    import click
+
+    return click.option("--log-level", type=click.Choice(LEVELS, case_sensitive=False), default=None,
+                        help="DEBUG, INFO (default), WARNING or ERROR (also SESSION_LOG_LEVEL).")(command)
+

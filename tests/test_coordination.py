@@ -5,28 +5,15 @@ import logging
 
 import numpy as np
 import pytest
+from support.inline import Wire
 
+from common.config import ConfigError, parse_config
+from common.domain.timeconv import NS_PER_MIN
 from common.wire import protocol as P
 from services.analysis.handler import AnalysisHandler, Context
-from common.config import ConfigError, parse_config
 from services.coordinator.engine import SessionEngine, State
 from services.processor.handler import ProcessorHandler
 from services.quality.handler import QualityHandler
-from common.domain.timeconv import NS_PER_MIN
-
-
-class Wire:
-    """Stands in for the PUB socket's send: keeps the frames, decodes them back (the real codec)."""
-
-    def __init__(self):
-        self.publisher = P.Publisher(self, "coordinator")
-        self.messages: list[P.Message] = []
-
-    def send_multipart(self, frames, copy=False):
-        self.messages.append(P.decode([bytes(f) for f in frames]))
-
-    def types(self) -> list[str]:
-        return [m.type for m in self.messages]
 
 
 def engine_for(sample_store, calendar, **session) -> tuple[SessionEngine, Wire]:

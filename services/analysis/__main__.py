@@ -11,7 +11,7 @@ import sys
 import click
 
 from common.config import StrategyEntry
-from common.logsetup import LEVELS, set_level_from_option
+from common.logsetup import log_level_option, set_level_from_option
 from common.stage.runtime import stage_main
 from services.analysis.handler import AnalysisHandler
 
@@ -40,8 +40,7 @@ def _param(text: str) -> tuple[str, object]:
 
 
 @click.command()
-@click.option("--log-level", type=click.Choice(LEVELS, case_sensitive=False), default=None,
-              help="DEBUG, INFO (default), WARNING or ERROR (also SESSION_LOG_LEVEL).")
+@log_level_option
 @click.option("--config", "config_path", default="configs/default.json", show_default=True)
 @click.option("--name", default=None,
               help="Stage name, unique per session (results go to results/<name>); default: 'analysis', "
@@ -54,8 +53,8 @@ def _param(text: str) -> tuple[str, object]:
               help="Attach to a session on another host: tcp://HOST[:PORT] (ports from the config; PORT = commands).")
 @click.option("--hwm", default=0, show_default=True, help="Receive high-water mark per SUB socket (0 = none).")
 def main(config_path, name, targets, params, role, connect, hwm, log_level) -> None:
-    set_level_from_option(log_level)
     """Run an analysis process."""
+    set_level_from_option(log_level)
     parsed = dict(_param(p) for p in params)
     if connect:
         remote_endpoints({}, connect)  # a bad --connect is a usage error before anything starts

@@ -16,7 +16,7 @@ import zmq
 from common.config import ConfigError, load_config
 from common.data.store import BarStore, StoreError
 from common.domain.calendar import TradingCalendar
-from common.logsetup import LEVELS, set_level_from_option, setup_logging
+from common.logsetup import log_level_option, set_level_from_option, setup_logging
 from common.stage.runtime import ignore_termination
 from common.wire import protocol as P
 from services.coordinator import report
@@ -202,13 +202,12 @@ def _send_snapshot(router, envelope: list, engine: SessionEngine, body: dict, lo
 
 
 @click.command()
-@click.option("--log-level", type=click.Choice(LEVELS, case_sensitive=False), default=None,
-              help="DEBUG, INFO (default), WARNING or ERROR (also SESSION_LOG_LEVEL).")
+@log_level_option
 @click.option("--config", "config_path", default="configs/default.json", show_default=True,
               help="Session config (JSON).")
 def main(config_path: str, log_level: str | None) -> None:
-    set_level_from_option(log_level)
     """Run the coordinator."""
+    set_level_from_option(log_level)
     sys.exit(serve(config_path))
 
 

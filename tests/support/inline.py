@@ -25,6 +25,9 @@ class Wire:
     def send_multipart(self, frames, copy=False):
         self.messages.append(P.decode([bytes(f) for f in frames]))
 
+    def types(self) -> list[str]:
+        return [m.type for m in self.messages]
+
 
 def run_inline(config: dict, store, calendar, results_dir, log: logging.Logger | None = None) -> AnalysisHandler:
     """Run the whole backtest; returns the analysis handler (its replica, signals, contexts)."""
