@@ -109,6 +109,12 @@ def test_pause_holds_clock_then_resume_and_stop(tmp_path, sample_store):
         assert all(r["bars_1m"] <= first["session_step"] for r in rows)
         assert ctl(config, "resume").returncode == 0
         _wait_for_status(config, lambda s: s["steps_done"] > first["steps_done"])
+        for args, said in ((["resume"], "not paused (clock "),
+                           (["speed", "-5"], "speed must be > 0 and at most 1,000,000 (x real time), or 'max'; got -5"),
+                           (["speed", "inf"], "got inf"), (["speed", "0"], "got 0"),
+                           (["add-symbol", "RIVN", "--at", "15:06:30"], "the clock moves in whole minutes")):
+            refused = ctl(config, *args)
+            assert refused.returncode != 0 and said in refused.stderr and len(refused.stderr.splitlines()) == 1, args
         assert ctl(config, "speed", "max").returncode == 0
         stopped = ctl(config, "stop")
         assert stopped.returncode == 0, stopped.stderr
