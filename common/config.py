@@ -79,6 +79,9 @@ class SessionConfig:
     pub_hwm: int
     ack_timeout_s: float
     heartbeat_s: float
+    lost_after_s: float = 30.0        # a participant not seen this long is lost
+    on_stage_loss: str = "abort"     # abort (exit 1) | wait (for a replacement under the same name)
+    max_observers: int = 32
     endpoints: dict = field(default_factory=dict)
     data_root: Path = Path("data/store")
     results_dir: Path = Path("results")
@@ -310,11 +313,37 @@ def _parse_endpoints(value, where: str = "endpoints") -> dict:
         if env:
             out[key] = env
     for key, addr in out.items():
-        if not re.match(r"^(tcp://[^:]+:\d+|ipc://.+|inproc://.+)$", addr):
+        if not re.match(r"^(tcp://([^:\[\]]+|\[[0-9A-Fa-f:.]+\]):\d+|ipc://.+|inproc://.+)$", addr):
             raise ConfigError(f"{where}.{key}: {addr!r} is not a tcp://host:port or ipc:// endpoint")
-        if addr.startswith("tcp://*") or addr.startswith("tcp://0.0.0.0"):
-            raise ConfigError(f"{where}.{key}: wildcard addresses need CURVE keys, which this build does not configure")
+        if addr.startswith("tcp://") and not is_loopback(addr[6:].rsplit(":", 1)[0]):
+            raise ConfigError(f"{where}.{key}: {addr} is not a loopback address; an endpoint other machines can "
+                              f"reach needs CURVE authentication, which this build does not configure yet")
     return out
+
+
+def is_loopback(host: str) -> bool:
+    """True only when `host` surely means this machine: 127/8 or ::1 in any spelling the C library accepts
+    ('0', '0x0' and '00.0.0.0' are 0.0.0.0, every interface: not loopback), or a name that resolves to
+    loopback addresses only. '*', interface names and anything unresolvable are not."""
+    import ipaddress
+    import socket
+
+    host = host.strip("[]")
+    if not host or host == "*":
+        return False
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host)).is_loopback  # '0x7f.1', '0177.0.0.1', '0'
+    except OSError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except (OSError, UnicodeError):
+        return False
+    return bool(infos) and all(ipaddress.ip_address(i[4][0].split("%")[0]).is_loopback for i in infos)
 
 
 def parse_config(obj: dict, path: str = "<config>") -> SessionConfig:
@@ -347,14 +376,24 @@ def parse_config(obj: dict, path: str = "<config>") -> SessionConfig:
 
 def _parse_flow(flow) -> dict:
     _expect(flow, dict, "flow", "an object")
-    _only_keys(flow, {"window", "ack_timeout_s", "heartbeat_s", "pub_hwm"}, "flow")
+    _only_keys(flow, {"window", "ack_timeout_s", "heartbeat_s", "pub_hwm", "lost_after_s", "on_stage_loss",
+                      "max_observers"}, "flow")
     pub_hwm = _positive_int(flow.get("pub_hwm", 10_000), "flow.pub_hwm", 10_000_000)
     window = _positive_int(flow.get("window", 16), "flow.window", 10_000)
     ack_timeout = float(_expect(flow.get("ack_timeout_s", 10.0), (int, float), "flow.ack_timeout_s", "seconds"))
     heartbeat = float(_expect(flow.get("heartbeat_s", 0.5), (int, float), "flow.heartbeat_s", "seconds"))
     if ack_timeout <= 0 or heartbeat <= 0:
         raise ConfigError("flow: ack_timeout_s and heartbeat_s must be > 0")
-    return {"flow_window": window, "pub_hwm": pub_hwm, "ack_timeout_s": ack_timeout, "heartbeat_s": heartbeat}
+    lost_after = float(_expect(flow.get("lost_after_s", 30.0), (int, float), "flow.lost_after_s", "seconds"))
+    if not 3 * heartbeat <= lost_after <= 86_400:
+        raise ConfigError(f"flow.lost_after_s: {lost_after} must be at least 3 heartbeats ({3 * heartbeat} s) "
+                          f"and at most a day")
+    on_loss = flow.get("on_stage_loss", "abort")
+    if on_loss not in ("abort", "wait"):
+        raise ConfigError(f"flow.on_stage_loss: {json.dumps(on_loss)} is not 'abort' or 'wait'")
+    return {"flow_window": window, "pub_hwm": pub_hwm, "ack_timeout_s": ack_timeout, "heartbeat_s": heartbeat,
+            "lost_after_s": lost_after, "on_stage_loss": on_loss,
+            "max_observers": _positive_int(flow.get("max_observers", 32), "flow.max_observers", 10_000)}
 
 
 def _parse_stages(stages) -> tuple[str, ...]:
@@ -380,3 +419,15 @@ def load_config(path: str | os.PathLike) -> SessionConfig:
         return parse_config(obj, str(path))
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+
+
+_STAGE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def check_stage_name(name) -> str:
+    """A stage name is a folder under the run's results: letters, digits, '_', '.', '-' (no path)."""
+    if not isinstance(name, str) or not _STAGE_NAME.match(name) or ".." in name:
+        raise ValueError(f"stage name {name!r} must be 1-64 letters, digits, '_', '.' or '-' (it names a "
+                         f"results folder)")
+    return name
+

@@ -27,6 +27,8 @@ def main() -> int:
         store = _sample_or_configured_store(config)
         for symbol in store.symbols():
             s = store.summary(symbol)
+            if s["corrupt"]:
+                raise StoreError("; ".join(s["corrupt"]))
             print(f"store: {symbol:<6} {s['first_date']}..{s['last_date']}  {s['days']:>3} days  {s['bars']:>7} bars")
     except (ConfigError, StoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -66,7 +66,7 @@ def _with(path: str, value):
     ("schedule", [{"at": "12:00", "command": "jump"}], "schedule[0].command"),
     ("stages", ["processor", "router"], "stages[1]: 'router' is not one of"),
     ("flow.window", 0, "flow.window: 0 is out of range"),
-    ("endpoints.coordinator_pub", "tcp://*:5550", "endpoints.coordinator_pub: wildcard addresses need CURVE"),
+    ("endpoints.coordinator_pub", "tcp://*:5550", "endpoints.coordinator_pub: tcp://*:5550 is not a loopback address"),
     ("endpoints.coordinator_pub", "http://x", "endpoints.coordinator_pub: 'http://x' is not"),
     ("dump_replica", "yes", "dump_replica: expected true or false"),
     ("colour", 1, "colour: unknown key"),
@@ -95,3 +95,22 @@ def test_environment_overrides(monkeypatch):
     monkeypatch.setenv("SESSION_ENDPOINT_COORDINATOR_PUB", "ipc:///tmp/x/pub")
     config = parse_config(MINIMAL)
     assert str(config.data_root) == "/tmp/elsewhere" and config.endpoints["coordinator_pub"] == "ipc:///tmp/x/pub"
+
+
+@pytest.mark.parametrize("host", ["0", "0x0", "00.0.0.0", "0.0.0.0", "*", "192.168.1.5", "eth0", "[::]"])
+def test_endpoints_beyond_loopback_are_refused_in_any_spelling(host):
+    from common.config import ConfigError, parse_config
+
+    cfg = {"session": {"start_date": "2025-07-02", "end_date": "2025-07-02", "symbols": ["AAPL"]},
+           "endpoints": {"coordinator_pub": f"tcp://{host}:5550"}}
+    with pytest.raises(ConfigError, match="is not a loopback address; an endpoint other machines can reach needs CURVE"):
+        parse_config(cfg)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "127.1", "[::1]"])
+def test_loopback_endpoints_are_accepted(host):
+    from common.config import parse_config
+
+    cfg = {"session": {"start_date": "2025-07-02", "end_date": "2025-07-02", "symbols": ["AAPL"]},
+           "endpoints": {"coordinator_pub": f"tcp://{host}:5550"}}
+    assert parse_config(cfg).endpoints["coordinator_pub"] == f"tcp://{host}:5550"

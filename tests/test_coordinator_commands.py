@@ -153,3 +153,12 @@ def test_at_with_seconds_is_refused_not_truncated(sample_store, calendar):
     assert reply == {"ok": False, "error": "--at '12:06:30': the clock moves in whole minutes; give a time like 12:06"}
     assert engine.command("add-symbol", {"symbols": ["AAPL"], "at": "12:06:00"}, "b")["ok"]
 
+
+
+def test_the_reply_cache_is_bounded(sample_store, calendar):
+    from services.coordinator.commands import MAX_REPLIES
+
+    engine = _engine(sample_store, calendar)
+    for i in range(MAX_REPLIES + 500):
+        engine.command("bogus", {}, f"flood-{i}")
+    assert len(engine.commands.replies) == MAX_REPLIES and "flood-0" not in engine.commands.replies

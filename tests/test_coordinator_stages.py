@@ -110,3 +110,59 @@ def test_ack_from_an_unknown_stage_is_ignored(caplog):
     with caplog.at_level(logging.WARNING, logger="coordinator"):
         _ack(reg, "ghost", "step", 1)
     assert "ack from unregistered stage ghost ignored" in caplog.text
+
+
+# ---- lost stages, bounded registrations and acks (issue 11) ------------------------------------------
+def test_a_participant_not_seen_for_lost_after_s_is_lost_and_may_be_replaced(caplog):
+    clock = Clock()
+    reg = StageRegistry(2, 5.0, clock, lost_after_s=10.0)
+    reg.register("processor", "participant", 1, 0, 0)
+    reg.register("quality", "participant", 2, 0, 0)
+    clock.t += 6.0
+    _ack(reg, "quality", "alive", 0)  # alive acks keep it: seen, even with nothing to ack
+    clock.t += 5.0
+    with caplog.at_level(logging.ERROR):
+        lost = reg.lost_check(clock.t, 7)
+    assert [(s.name, s.lost_step) for s in lost] == [("processor", 7)]
+    assert "stage processor lost at step 7: no sign of life for 11.0 s" in caplog.text
+    reg.register("processor", "participant", 99, 9, 0)  # a restarted processor takes the name over
+    assert reg.lost_check(clock.t, 9) == [] and reg.by_name["processor"].pid == 99
+
+
+def test_alive_acks_do_not_count_as_progress():
+    reg, clock = _registry(timeout=1.0)
+    clock.t += 2.0
+    _ack(reg, "processor", "alive", 0)
+    reg.stall_check(clock.t, 3, None)
+    assert reg.by_name["processor"].stalled  # alive, but owes steps: still flagged
+
+
+def test_observers_are_capped_and_forgotten_when_silent():
+    clock = Clock()
+    reg = StageRegistry(2, 5.0, clock, lost_after_s=10.0, max_observers=2)
+    reg.register("a", "observer", 1, 0, 0)
+    reg.register("b", "observer", 2, 0, 0)
+    with pytest.raises(CommandError, match="2 observers are attached, the most this session takes"):
+        reg.register("c", "observer", 3, 0, 0)
+    clock.t += 11.0
+    _ack(reg, "b", "alive", 0)
+    reg.lost_check(clock.t, 0)
+    assert sorted(reg.by_name) == ["b"]
+    reg.register("c", "observer", 3, 0, 0)
+
+
+@pytest.mark.parametrize("name", ["../../x", "a/b", "", ".hidden", "x" * 65])
+def test_stage_names_that_are_not_folder_names_are_refused(name):
+    reg, _ = _registry()
+    with pytest.raises(CommandError, match="must be 1-64 letters"):
+        reg.register(name, "observer", 9, 0, 0)
+
+
+def test_an_oversized_or_malformed_busy_list_is_dropped_but_the_ack_counts():
+    reg, _ = _registry(window=4)
+    _ack(reg, "processor", "step", 3, busy_list=list(range(800_000)))
+    _ack(reg, "processor", "step", 4, busy_list=["x"])
+    info = reg.by_name["processor"]
+    assert info.last_step_ack == 4 and info.busy_ns == []
+    _ack(reg, "processor", "step", 5, busy_list=[10, 20])
+    assert info.busy_ns == [10, 20]

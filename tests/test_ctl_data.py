@@ -80,6 +80,10 @@ def test_corrupt_parquet_is_reported_with_its_path(tmp_path):
     path = tmp_path / "1m" / "AAPL" / "2025" / "2025-07-02.parquet"
     path.write_bytes(b"garbage")
     assert_one_line_error(data(tmp_path, "check", "AAPL"), str(path))
+    data(tmp_path, "generate", "--symbols", "MSFT", "--start", "2025-07-02", "--end", "2025-07-02")
+    listed = data(tmp_path, "ls")  # one corrupt file does not make the listing fail
+    assert listed.exit_code == 0 and f"{path}: unreadable Parquet file" in listed.output
+    assert "AAPL" in listed.output and "CORRUPT: 1 file(s)" in listed.output and "MSFT" in listed.output
 
 
 CSV_HEADER = "timestamp,open,high,low,close,volume"

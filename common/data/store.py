@@ -316,11 +316,20 @@ class BarStore:
             raise StoreError(f"{path}: unreadable Parquet file ({exc})") from None
 
     def summary(self, symbol: str, interval: str = "1m") -> dict:
+        """First/last date, days and bars of a symbol; unreadable files are listed under `corrupt` (with
+        the problem) and left out of the counts, so one bad file does not hide the rest."""
         days = self.days(symbol, interval)
+        bars, corrupt = 0, []
+        for day in days:
+            try:
+                bars += self.row_count(symbol, day, interval)
+            except StoreError as exc:
+                corrupt.append(str(exc))
         return {
             "symbol": symbol,
             "first_date": days[0].isoformat() if days else None,
             "last_date": days[-1].isoformat() if days else None,
-            "days": len(days),
-            "bars": sum(self.row_count(symbol, d, interval) for d in days),
+            "days": len(days) - len(corrupt),
+            "bars": bars,
+            "corrupt": corrupt,
         }

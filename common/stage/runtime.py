@@ -54,6 +54,7 @@ class StageRuntime:
                      for source in sources}
         self.dealer = self.ctx.socket(zmq.DEALER)
         self.dealer.setsockopt(zmq.LINGER, 0)
+        self.dealer.setsockopt(zmq.MAXMSGSIZE, P.MAX_DATA_BYTES)
         self.dealer.connect(config.endpoints["coordinator_router"])
         self.push = self.ctx.socket(zmq.PUSH)
         self.push.setsockopt(zmq.LINGER, 2000)

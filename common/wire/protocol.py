@@ -24,6 +24,10 @@ PROTOCOL_VERSION = 1
 MAX_FRAMES = 256
 MAX_HEADER_BYTES = 4 * 1024 * 1024
 MAX_ARRAY_BYTES = 512 * 1024 * 1024
+# Largest message a socket accepts (ZMQ_MAXMSGSIZE: a bigger one drops the peer's connection instead of
+# being read whole). Requests and acks to the coordinator are small; published data can be large.
+MAX_REQUEST_BYTES = 1024 * 1024
+MAX_DATA_BYTES = MAX_ARRAY_BYTES
 
 # --- message types -----------------------------------------------------------------------------
 # Published by the coordinator (PUB):

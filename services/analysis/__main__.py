@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from common.config import StrategyEntry
+from common.config import StrategyEntry, check_stage_name
 from common.logsetup import log_level_option, set_level_from_option
 from common.stage.runtime import stage_main
 from services.analysis.handler import AnalysisHandler
@@ -63,6 +63,10 @@ def main(config_path, name, targets, params, role, connect, hwm, log_level) -> N
             name = "analysis-" + "-".join(t.split(":")[-1].lower() for t in targets)
         else:
             name = "observer" if role == "observer" else "analysis"
+    try:
+        check_stage_name(name)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--name") from None
     strategies = [StrategyEntry(t, parsed, t.split(":")[-1], "disable") for t in targets] or None
 
     def make_handler(config, log):

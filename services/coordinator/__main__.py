@@ -84,8 +84,10 @@ def _bind_sockets(ctx, config, log):
     pub.setsockopt(zmq.LINGER, 1000)
     router = ctx.socket(zmq.ROUTER)
     router.setsockopt(zmq.LINGER, 0)
+    router.setsockopt(zmq.MAXMSGSIZE, P.MAX_REQUEST_BYTES)
     pull = ctx.socket(zmq.PULL)
     pull.setsockopt(zmq.LINGER, 0)
+    pull.setsockopt(zmq.MAXMSGSIZE, P.MAX_REQUEST_BYTES)
     try:
         pub.bind(config.endpoints["coordinator_pub"])
         router.bind(config.endpoints["coordinator_router"])

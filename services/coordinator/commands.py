@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Callable
 
 from common.config import ConfigError, check_ticker
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("coordinator")
 
+MAX_REPLIES = 4096  # a ctl retry comes within seconds: the newest replies are the ones it may ask for
 QUERIES = ("status", "session", "list-dynamic")  # read-only: never cached
 
 
@@ -151,7 +153,7 @@ class Commands:
 
     def __init__(self, engine: SessionEngine):
         self.engine = engine
-        self.replies: dict[str, dict] = {}
+        self.replies: OrderedDict[str, dict] = OrderedDict()  # the newest MAX_REPLIES, for retried ids
 
     def handle(self, name: str, args: dict, request_id: str) -> dict:
         """Apply a ctl command; a retried request id gets the first answer again."""
@@ -169,4 +171,6 @@ class Commands:
             reply = {"ok": False, "error": f"{name} failed: {type(exc).__name__}: {exc}"}
         if name not in QUERIES:
             self.replies[request_id] = reply
+            while len(self.replies) > MAX_REPLIES:  # bounded: a flood of fresh ids cannot grow it
+                self.replies.popitem(last=False)
         return reply

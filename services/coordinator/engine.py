@@ -61,10 +61,16 @@ class Pacer:
         self.row = row
 
     def wait(self, now: float, row: int) -> float:
-        """Seconds until the step of minute `row` is due."""
+        """Seconds until the step of minute `row` is due. A step more than one interval late (the stages
+        held the clock back) restarts the pacing from now: the clock goes on at its pace, without a burst
+        of the steps it missed."""
         if self.speed is None:
             return 0.0
-        due = self.origin + (row - self.row + 1) * 60.0 / self.speed
+        interval = 60.0 / self.speed
+        due = self.origin + (row - self.row + 1) * interval
+        if due < now - interval:
+            self.origin, self.row = now - interval, row
+            return 0.0
         return max(0.0, due - now)
 
 
@@ -90,7 +96,8 @@ class SessionEngine:
         self.run_id = run_id        # announced in SESSION_START: analysis results go to results/<run id>/
         self.end_reason: str | None = None   # completed / stopped / error, once ENDING
         self.end_detail: str | None = None   # what went wrong (abort) or who stopped the run
-        self.stages = StageRegistry(config.flow_window, config.ack_timeout_s, clock)
+        self.stages = StageRegistry(config.flow_window, config.ack_timeout_s, clock, config.lost_after_s,
+                                    config.max_observers)
         self.loader = DayLoader(store, config.missing_data)
         self.history = HistoryCache(config, calendar, store)
         self.session = SessionDay.before_first()
@@ -143,6 +150,13 @@ class SessionEngine:
     def advance(self, now: float) -> float | None:
         """Publish what can be published now; returns seconds until a timed action (None = wait for input)."""
         self.stages.stall_check(now, self.global_step, self.catchup.awaiting)
+        lost = self.stages.lost_check(now, self.global_step)
+        if lost and self.config.on_stage_loss == "abort" and self.state is not State.ENDING:
+            info = lost[0]
+            self.abort(f"stage {info.name} lost at step {info.lost_step}: no sign of life for "
+                       f"{now - info.last_seen_wall:.1f} s (flow.lost_after_s {self.config.lost_after_s:g}; "
+                       f"flow.on_stage_loss \"wait\" waits for a restarted one)")
+            return None
         if self.state is State.WAITING:
             if self.stages.missing(self.config.stages):
                 return None

@@ -27,8 +27,12 @@ class RunFigures:
 def status(engine: SessionEngine) -> dict:
     now = engine.clock()
     started = engine.day_index >= 0
+    lost = [{"stage": s.name, "lost_step": s.lost_step, "silent_s": round(now - s.last_seen_wall, 1)}
+            for s in engine.stages.participants() if s.lost_step is not None]
     return {
-        "state": engine.state.value, "mode": engine.config.mode,
+        # never "running" while a lost stage holds the clock: the state says what it waits for
+        "state": "waiting-for-stage" if lost and engine.state.value == "running" else engine.state.value,
+        "lost": lost, "mode": engine.config.mode,
         "clock": fmt_exchange(engine.clock_ns, with_date=True) if started else None,
         "clock_ns": engine.clock_ns,
         "session_date": engine.session.day.isoformat() if started else None,

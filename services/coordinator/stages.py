@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from common.config import check_stage_name
 from common.wire import protocol as P
 from services.coordinator.errors import CommandError
 
@@ -29,14 +30,18 @@ class StageInfo:
     snapshot_ack: int = 0
     indicators: list = field(default_factory=list)  # indicator entries its strategies declared
     last_seen_wall: float = 0.0  # any ack, `alive` included: the process is there
+    lost_step: int | None = None  # the step at which it was declared lost (not seen for lost_after_s)
 
 
 class StageRegistry:
     """Registered stages by name, and the flow-control questions asked of them."""
 
-    def __init__(self, flow_window: int, ack_timeout_s: float, clock):
+    def __init__(self, flow_window: int, ack_timeout_s: float, clock, lost_after_s: float = 30.0,
+                 max_observers: int = 32):
         self.flow_window = flow_window
         self.ack_timeout_s = ack_timeout_s
+        self.lost_after_s = lost_after_s
+        self.max_observers = max_observers
         self.clock = clock
         self.by_name: dict[str, StageInfo] = {}
         self.waited_counted = -1  # the step whose credit wait was already charged to a stage
@@ -49,12 +54,22 @@ class StageRegistry:
         """Register a stage. A name held by another live process is refused (two processes under one
         name would merge their acks and overwrite each other's results); the same process may re-register
         (resync), and a stalled holder may be replaced (a restarted stage)."""
+        try:
+            check_stage_name(stage)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
         if role not in P.STAGE_ROLES:
             raise CommandError(f"role {role!r} is not one of {', '.join(P.STAGE_ROLES)}")
         info = self.by_name.get(stage)
-        if info is not None and info.pid != pid and not info.stalled:
+        if info is not None and info.pid != pid and not (info.stalled or info.lost_step is not None):
             raise CommandError(f"stage name {stage!r} is taken by pid {info.pid}; start this one with --name")
+        observers = sum(1 for s in self.by_name.values() if s.role == "observer" and s.name != stage)
+        if role == "observer" and observers >= self.max_observers:
+            raise CommandError(f"{observers} observers are attached, the most this session takes "
+                               f"(flow.max_observers)")
         if info is None or info.role != role or info.pid != pid:
+            if info is not None and info.lost_step is not None:
+                log.info("stage %s replaced by pid %d (lost at step %d)", stage, pid, info.lost_step)
             info = self.by_name[stage] = StageInfo(stage, role, pid)
         info.last_step_ack = step
         info.snapshot_ack = snapshot_id  # a joiner's snapshot (the journal) includes every catch-up so far
@@ -83,11 +98,7 @@ class StageRegistry:
         if kind == "step":
             if ref > info.last_step_ack:
                 info.last_step_ack = ref
-            busy = body.get("busy_list")
-            if isinstance(busy, list):
-                info.busy_ns.extend(int(b) for b in busy)
-            elif body.get("busy_ns"):
-                info.busy_ns.append(int(body["busy_ns"]))
+            info.busy_ns.extend(_busy_times(body, self.flow_window))
         elif kind == "snapshot":
             info.snapshot_ack = max(info.snapshot_ack, ref)
         elif kind == "flushed":
@@ -124,6 +135,23 @@ class StageRegistry:
             self.waited_counted = step
             min(parts, key=lambda s: s.last_step_ack).waited_on += 1
 
+    def lost_check(self, now: float, step: int) -> list[StageInfo]:
+        """Participants not seen (no ack of any kind, `alive` included) for `lost_after_s` are lost (logged
+        once; listed as long as no replacement registered); observers not seen that long are forgotten."""
+        for info in [s for s in self.by_name.values() if s.role == "observer"]:
+            if now - info.last_seen_wall > self.lost_after_s:
+                log.warning("observer %s not seen for %.0f s: registration dropped", info.name, now - info.last_seen_wall)
+                del self.by_name[info.name]
+        lost = []
+        for info in self.participants():
+            if info.lost_step is None and now - info.last_seen_wall > self.lost_after_s:
+                info.lost_step = step
+                log.error("stage %s lost at step %d: no sign of life for %.1f s", info.name, step,
+                          now - info.last_seen_wall)
+            if info.lost_step is not None:
+                lost.append(info)
+        return lost
+
     def stall_check(self, now: float, step: int, awaiting_snapshot: int | None) -> None:
         """Flag (and log once) each participant that owes an ack and has been silent for `ack_timeout_s`."""
         for info in self.participants():
@@ -133,3 +161,17 @@ class StageRegistry:
                 info.stalled = True
                 log.error("stage %s has not acknowledged for %.1f s (last ack step %d, published %d)",
                           info.name, now - info.last_ack_wall, info.last_step_ack, step)
+
+
+def _busy_times(body: dict, flow_window: int) -> list[int]:
+    """Busy times a step ack reports: at most one per step a window can hold (a longer or malformed list
+    is a client's mistake, or an attack: it is dropped, the ack still counts)."""
+    busy = body.get("busy_list")
+    if isinstance(busy, list):
+        if len(busy) > max(64, 4 * flow_window) or not all(isinstance(b, int) and b >= 0 for b in busy):
+            log.warning("ack from %s: busy_list of %d item(s) dropped", body.get("stage"), len(busy))
+            return []
+        return busy
+    value = body.get("busy_ns")
+    return [value] if isinstance(value, int) and value > 0 else []
+

@@ -108,6 +108,9 @@ def status(as_json: bool) -> None:
     click.echo(f"symbols    {' '.join(st['symbols']) or '-'}")
     if st["waiting_for"]:
         click.echo(f"waiting    for stages: {', '.join(st['waiting_for'])}")
+    for lost in st.get("lost", []):
+        click.echo(f"waiting    for {lost['stage']} (lost at step {lost['lost_step']}, {lost['silent_s']:.0f} s ago): "
+                   f"restart it with the same name")
     for name, s in sorted(st["stages"].items()):
         flag = "  STALLED" if s["stalled"] else ""
         seen = f"live (seen {s['last_seen_age_s']:.1f} s ago)" if s["live"] else f"silent for {s['last_seen_age_s']:.1f} s"

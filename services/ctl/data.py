@@ -225,8 +225,11 @@ def ls_cmd(ctx, as_json: bool) -> None:
         return
     click.echo(f"{'SYMBOL':<10} {'FIRST':<10} {'LAST':<10} {'DAYS':>5} {'BARS':>10}")
     for r in rows:
+        flag = f"  CORRUPT: {len(r['corrupt'])} file(s)" if r["corrupt"] else ""
         click.echo(f"{r['symbol']:<10} {r['first_date']:<10} {r['last_date']:<10} "
-                   f"{r['days']:>5} {r['bars']:>10}")
+                   f"{r['days']:>5} {r['bars']:>10}{flag}")
+        for problem in r["corrupt"]:
+            click.echo(f"  {problem}")
 
 
 @data_group.command("check")
