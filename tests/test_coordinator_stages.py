@@ -109,7 +109,19 @@ def test_ack_from_an_unknown_stage_is_ignored(caplog):
     reg, _ = _registry()
     with caplog.at_level(logging.WARNING, logger="coordinator"):
         _ack(reg, "ghost", "step", 1)
-    assert "ack from unregistered stage ghost ignored" in caplog.text
+    assert "ack for stage ghost from an unregistered stage ignored (1 so far)" in caplog.text
+
+
+def test_acks_count_only_from_the_connection_that_registered_the_stage():
+    reg, _ = _registry()
+    reg.register("analysis", "participant", 5, 0, 0, peer=b"conn-a")
+    reg.on_ack({"stage": "analysis", "kind": "step", "ref": 1_000_000_000}, peer=b"forged")
+    assert reg.by_name["analysis"].last_step_ack == 0 and reg.ignored_acks == 1
+    reg.on_ack({"stage": "analysis", "kind": "step", "ref": 3}, peer=b"conn-a")
+    assert reg.by_name["analysis"].last_step_ack == 3
+    with pytest.raises(CommandError, match="'analysis' is taken by pid 5"):  # same pid, other connection
+        reg.register("analysis", "observer", 5, 0, 0, peer=b"forged")
+    reg.register("analysis", "participant", 5, 4, 0, peer=b"conn-a")  # the same connection re-registers
 
 
 # ---- lost stages, bounded registrations and acks (issue 11) ------------------------------------------

@@ -8,10 +8,10 @@ import sys
 import time
 
 import numpy as np
-
 from conftest import Pipeline, ctl, write_config
-from services.analysis.results import read_replica_dump
 from test_pipeline import _wait_for_status
+
+from services.analysis.results import read_replica_dump
 
 FLOW = {"window": 4, "ack_timeout_s": 1.0, "heartbeat_s": 0.2, "lost_after_s": 2.0}
 
@@ -67,3 +67,78 @@ def test_a_restarted_analysis_rejoins_and_the_run_completes(tmp_path, sample_sto
     undisturbed = read_replica_dump(calm_dir / "results" / "latest" / "analysis" / "replica_2025-07-02.parquet")
     assert sorted(dump) == sorted(undisturbed)  # the rejoined replica equals an undisturbed run's, bit for bit
     assert all(np.array_equal(dump[k], undisturbed[k], equal_nan=True) for k in dump)
+
+
+def test_hostile_clients_leave_the_results_as_an_undisturbed_run(tmp_path, sample_store):
+    """A forged participant HELLO (never acks), forged acks from another connection, an ack with a huge
+    busy list, a flood of unknown commands and an oversized frame: the run completes with the replica of
+    an undisturbed run, and the coordinator's memory stays bounded."""
+    import zmq
+
+    from common.wire import protocol as P
+
+    flow = {**FLOW, "lost_after_s": 2.0}
+    config = write_config(tmp_path, sample_store.root, session={"end_date": "2025-07-02", "clock": {"speed": 3000}},
+                          flow=flow)
+    pipe = Pipeline(tmp_path, config)
+    endpoint = json.loads(config.read_text())["endpoints"]["coordinator_router"]
+    ctx = zmq.Context.instance()
+    try:
+        _wait_for_status(config, lambda s: s["state"] == "running" and s["session_step"] > 5)
+        rss_before = _rss_kb(pipe.procs["coordinator"].pid)
+        evil = ctx.socket(zmq.DEALER)
+        evil.setsockopt(zmq.LINGER, 0)
+        evil.connect(endpoint)
+        evil.send_multipart(P.encode(P.Message(P.HELLO, {"stage": "evil", "role": "participant", "pid": 1})))
+        evil.send_multipart(P.encode(P.ack("analysis", "step", 10**9)))           # forged: another connection
+        big = P.ack("evil", "step", 1)
+        big.body["busy_list"] = [1] * 800_000                                       # 6 MB: over the size limit
+        evil.send_multipart(P.encode(big))
+        for i in range(20_000):                                                     # unknown commands, fresh ids
+            evil.send_multipart(P.encode(P.Message(P.COMMAND, {"name": "bogus", "args": {}, "request_id": f"f{i}"})))
+        evil.send_multipart([b"STEP", b"x" * (2 * 1024 * 1024)])                    # oversized frame
+        dropped = _wait_for_status(config, lambda s: "evil" not in s["stages"] and s["steps_done"] > 20)
+        rss_after = _rss_kb(pipe.procs["coordinator"].pid)
+        assert ctl(config, "speed", "max").returncode == 0
+        codes = pipe.wait(timeout=60)
+    finally:
+        pipe.kill()
+    assert codes == {"coordinator": 0, "processor": 0, "quality": 0, "analysis": 0}, pipe.all_logs()
+    assert dropped["state"] == "running"
+    log = pipe.log("coordinator")
+    assert "stage evil lost at step" in log and "stage evil lost at step" in log and "dropped, the run goes on" in log
+    assert "ack for stage analysis from a connection that did not register it ignored" in log
+    print(f"coordinator RSS before the floods {rss_before} kB, after {rss_after} kB")
+    assert rss_after - rss_before < 50_000, (rss_before, rss_after)  # kB: the floods left no trace
+    calm_dir = tmp_path / "calm"
+    calm_dir.mkdir()
+    calm = Pipeline(calm_dir, write_config(calm_dir, sample_store.root, session={"end_date": "2025-07-02"}, flow=flow))
+    assert set(calm.wait().values()) == {0}
+    got = read_replica_dump(tmp_path / "results" / "latest" / "analysis" / "replica_2025-07-02.parquet")
+    want = read_replica_dump(calm_dir / "results" / "latest" / "analysis" / "replica_2025-07-02.parquet")
+    assert sorted(got) == sorted(want) and all(np.array_equal(got[k], want[k], equal_nan=True) for k in got)
+
+
+def _rss_kb(pid: int) -> int:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def test_a_frozen_coordinator_ends_the_run_instead_of_hanging(tmp_path, sample_store):
+    config = write_config(tmp_path, sample_store.root, session={"end_date": "2025-07-02", "clock": {"speed": 3000}},
+                          flow=FLOW)
+    pipe = Pipeline(tmp_path, config)
+    coordinator = pipe.procs["coordinator"]
+    try:
+        _wait_for_status(config, lambda s: s["state"] == "running" and s["session_step"] > 5)
+        coordinator.send_signal(signal.SIGSTOP)
+        stages = [pipe.procs[n].wait(timeout=30) for n in ("processor", "quality", "analysis")]
+        coordinator.send_signal(signal.SIGCONT)
+        code = coordinator.wait(timeout=30)
+    finally:
+        coordinator.send_signal(signal.SIGCONT)
+        pipe.kill()
+    assert stages == [1, 1, 1] and code == 1, pipe.all_logs()
+    assert "coordinator silent for" in pipe.log("analysis") and "lost at step" in pipe.log("coordinator")

@@ -53,12 +53,9 @@ class StageRuntime:
         self.subs = {source: open_sub(self.ctx, config.endpoints[_PUB_ENDPOINT[source]], rcvhwm)
                      for source in sources}
         self.dealer = self.ctx.socket(zmq.DEALER)
-        self.dealer.setsockopt(zmq.LINGER, 0)
+        self.dealer.setsockopt(zmq.LINGER, 2000)  # the last ack (flushed) still goes out at exit
         self.dealer.setsockopt(zmq.MAXMSGSIZE, P.MAX_DATA_BYTES)
         self.dealer.connect(config.endpoints["coordinator_router"])
-        self.push = self.ctx.socket(zmq.PUSH)
-        self.push.setsockopt(zmq.LINGER, 2000)
-        self.push.connect(config.endpoints["coordinator_pull"])
         self.publisher = self._open_publisher() if publishes else None
         link = CoordinatorLink(self.dealer, name, role, config.flow_window, self.log)
         self.machine = StageMachine(name, role, handler, sources, link, self._send_ack, self.publisher,
@@ -74,7 +71,8 @@ class StageRuntime:
         return P.Publisher(pub, self.name)
 
     def _send_ack(self, msg: P.Message) -> None:
-        self.push.send_multipart(P.encode(msg))
+        """Acks go on the DEALER that registered the stage: the coordinator counts them only from it."""
+        self.dealer.send_multipart(P.encode(msg))
 
     def install_signal_handlers(self) -> None:
         def on_signal(signum, frame):
@@ -153,7 +151,6 @@ class StageRuntime:
     def close(self) -> None:
         for sock in list(self.subs.values()) + [self.dealer]:
             sock.close(0)
-        self.push.close()
         if self.publisher is not None:
             self.publisher.socket.close()
         self.ctx.term()

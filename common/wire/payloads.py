@@ -30,11 +30,19 @@ QUALITY_COLUMNS = ("pct", "present", "gaps", "completeness")
 _QUALITY_DTYPES = {"pct": np.float64, "present": np.int64, "gaps": np.int64, "completeness": np.float64}
 
 
-def _array(arrays: dict, name: str) -> np.ndarray:
+def _array(arrays: dict, name: str, kind: str = "") -> np.ndarray:
+    """The named array; with `kind` ('i' integer, 'f' float) its dtype must be of that kind."""
     try:
-        return arrays[name]
+        arr = arrays[name]
     except KeyError:
         raise ProtocolError(f"array {name!r} is missing") from None
+    if kind and arr.dtype.kind != kind:
+        raise ProtocolError(f"array {name!r} has dtype {arr.dtype}, expected {'integers' if kind == 'i' else 'floats'}")
+    return arr
+
+
+def _column_kind(name: str) -> str:
+    return "i" if name in ("slot", "ts", "count") else "f"
 
 
 def _same_length(what: str, *columns: np.ndarray) -> None:
@@ -74,9 +82,11 @@ class BarBatch:
 
     @classmethod
     def decode(cls, arrays: dict, prefix: str = "", with_counts: bool = False) -> "BarBatch":
-        cols = [_array(arrays, prefix + name) for name in BATCH_COLUMNS]
-        counts = _array(arrays, prefix + "count") if with_counts else None
+        cols = [_array(arrays, prefix + name, _column_kind(name)) for name in BATCH_COLUMNS]
+        counts = _array(arrays, prefix + "count", "i") if with_counts else None
         _same_length(f"bar batch {prefix or '(no prefix)'}", *cols, *([counts] if with_counts else []))
+        if len(cols[0]) and cols[0].min() < 0:
+            raise ProtocolError(f"bar batch {prefix or '(no prefix)'}: negative slot")
         return cls(cols[0], Bars(*cols[1:]), counts)
 
     def counts_or_ones(self) -> np.ndarray:
@@ -124,11 +134,11 @@ class IndicatorBlock:
 
     @classmethod
     def decode(cls, arrays: dict, interval: str, keys: list) -> "IndicatorBlock":
-        block = cls(_array(arrays, f"{interval}|slot"), _array(arrays, f"{interval}|ts"))
+        block = cls(_array(arrays, f"{interval}|slot", "i"), _array(arrays, f"{interval}|ts", "i"))
         for key, outputs in keys:
             block.keys.append([key, list(outputs)])
             for output in outputs:
-                block.values[(key, output)] = _array(arrays, f"{interval}|{key}|{output}")
+                block.values[(key, output)] = _array(arrays, f"{interval}|{key}|{output}", "f")
         _same_length(f"indicators of {interval}", block.slots, block.ts, *block.values.values())
         return block
 
@@ -263,7 +273,7 @@ class QualityColumns:
     @classmethod
     def decode(cls, arrays: dict, interval: str) -> "QualityColumns":
         figures = {n: arrays[f"{interval}|{n}"] for n in QUALITY_COLUMNS if f"{interval}|{n}" in arrays}
-        columns = cls(_array(arrays, f"{interval}|slot"), figures)
+        columns = cls(_array(arrays, f"{interval}|slot", "i"), figures)
         _same_length(f"quality of {interval}", columns.slots, *figures.values())
         return columns
 

@@ -1,6 +1,6 @@
 """Coordinator process: the clock, the calendar, the bar queues; a poller loop around SessionEngine.
 
-Sockets: PUB (session events and bars), ROUTER (ctl commands and stage registrations), PULL (acks).
+Sockets: PUB (session events and bars), ROUTER (ctl commands; stage registrations and acks, tied to the connection).
 Run: python -m services.coordinator --config configs/default.json
 """
 from __future__ import annotations
@@ -51,7 +51,7 @@ def serve(config_path: str) -> int:
     sockets = _bind_sockets(ctx, config, log)
     if sockets is None:
         return 2
-    pub, router, pull = sockets
+    pub, router = sockets
     publisher = P.Publisher(pub, "coordinator")
     record = RunRecord(config)
     store = BarStore(config.data_root, record_reads=True)
@@ -60,11 +60,11 @@ def serve(config_path: str) -> int:
     stop_signal = []
     signal.signal(signal.SIGTERM, lambda *_: stop_signal.append(1))
     signal.signal(signal.SIGINT, lambda *_: stop_signal.append(1))
-    log.info("listening: pub %s, commands %s, acks %s; waiting for stages %s; %d session(s) %s..%s",
+    log.info("listening: pub %s, commands and acks %s; waiting for stages %s; %d session(s) %s..%s",
              config.endpoints["coordinator_pub"], config.endpoints["coordinator_router"],
-             config.endpoints["coordinator_pull"], ", ".join(config.stages), len(engine.sessions),
+             ", ".join(config.stages), len(engine.sessions),
              engine.sessions[0], engine.sessions[-1])
-    _poll_loop(engine, publisher, router, pull, stop_signal, log)
+    _poll_loop(engine, publisher, router, stop_signal, log)
     ignore_termination()
     for line in report.report_lines(engine):
         log.info("%s", line)
@@ -72,38 +72,32 @@ def serve(config_path: str) -> int:
     exit_code = record.finish(engine, store.reads)
     pub.close()
     router.close()
-    pull.close()
     ctx.term()
     return exit_code
 
 
 def _bind_sockets(ctx, config, log):
-    """(PUB, ROUTER, PULL) bound to the config's endpoints, or None (logged) when one cannot be bound."""
+    """(PUB, ROUTER) bound to the config's endpoints, or None (logged) when one cannot be bound."""
     pub = ctx.socket(zmq.PUB)
     pub.setsockopt(zmq.SNDHWM, config.pub_hwm)
     pub.setsockopt(zmq.LINGER, 1000)
     router = ctx.socket(zmq.ROUTER)
     router.setsockopt(zmq.LINGER, 0)
     router.setsockopt(zmq.MAXMSGSIZE, P.MAX_REQUEST_BYTES)
-    pull = ctx.socket(zmq.PULL)
-    pull.setsockopt(zmq.LINGER, 0)
-    pull.setsockopt(zmq.MAXMSGSIZE, P.MAX_REQUEST_BYTES)
     try:
         pub.bind(config.endpoints["coordinator_pub"])
         router.bind(config.endpoints["coordinator_router"])
-        pull.bind(config.endpoints["coordinator_pull"])
     except zmq.ZMQError as exc:
         log.error("cannot bind endpoints %s: %s", config.endpoints, exc)
         return None
-    return pub, router, pull
+    return pub, router
 
 
-def _poll_loop(engine: SessionEngine, publisher, router, pull, stop_signal: list, log) -> None:
+def _poll_loop(engine: SessionEngine, publisher, router, stop_signal: list, log) -> None:
     """Advance the engine, beat, and serve acks and requests until SHUTDOWN is out."""
     config = engine.config
     poller = zmq.Poller()
     poller.register(router, zmq.POLLIN)
-    poller.register(pull, zmq.POLLIN)
     last_beat = 0.0
     end_deadline = None
     while True:
@@ -127,8 +121,6 @@ def _poll_loop(engine: SessionEngine, publisher, router, pull, stop_signal: list
             last_beat = now
         timeout = beat_every if wait is None else min(wait, beat_every)
         events = dict(poller.poll(timeout=max(0, int(timeout * 1000))))
-        if pull in events:
-            _drain_acks(pull, engine, log)
         if router in events:
             _serve_commands(router, engine, log)
 
@@ -145,25 +137,6 @@ def _shut_down_when_flushed(engine: SessionEngine, publisher, past_deadline: boo
     return True
 
 
-def _drain_acks(pull, engine: SessionEngine, log) -> None:
-    while True:
-        try:
-            frames = pull.recv_multipart(flags=zmq.NOBLOCK)
-        except zmq.Again:
-            return
-        try:
-            msg = P.decode(frames)
-            if msg.type != P.ACK:
-                raise P.ProtocolError(f"expected ACK on the ack socket, got {msg.type}")
-        except P.ProtocolError as exc:
-            log.error("malformed ack dropped: %s", exc)
-            continue
-        try:
-            engine.on_ack(msg.body)
-        except (TypeError, ValueError) as exc:
-            log.error("bad ack from %s dropped: %s", msg.body.get("stage"), exc)
-
-
 def _serve_commands(router, engine: SessionEngine, log) -> None:
     while True:
         try:
@@ -175,10 +148,13 @@ def _serve_commands(router, engine: SessionEngine, log) -> None:
         try:
             msg = P.decode(payload)
             is_hello = msg.type == P.HELLO
+            if msg.type == P.ACK:  # from a stage's DEALER: tied to the connection that registered it
+                engine.on_ack(msg.body, peer=envelope[0])
+                continue
             if is_hello:
                 pid = msg.body.get("pid")
                 body = engine.on_hello(msg.body["stage"], msg.body["role"], pid if isinstance(pid, int) else 0,
-                                       msg.body.get("indicators"))
+                                       msg.body.get("indicators"), peer=envelope[0])
                 if msg.body.get("snapshot"):
                     _send_snapshot(router, envelope, engine, body, log, msg.body["stage"])
                     continue
@@ -187,7 +163,7 @@ def _serve_commands(router, engine: SessionEngine, log) -> None:
                 if not body.get("ok"):
                     log.warning("command %s refused: %s", msg.body["name"], body.get("error"))
             else:
-                raise P.ProtocolError(f"expected HELLO or COMMAND, got {msg.type}")
+                raise P.ProtocolError(f"expected HELLO, COMMAND or ACK, got {msg.type}")
         except (P.ProtocolError, CommandError, KeyError, TypeError, ValueError) as exc:
             log.error("bad request: %s", exc)
             body = {"ok": False, "error": str(exc), "hello": is_hello}

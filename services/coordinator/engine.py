@@ -130,18 +130,19 @@ class SessionEngine:
         return self.journal_seq, list(self.journal)
 
     # ---- input from the service ----------------------------------------------------------------
-    def on_hello(self, stage: str, role: str, pid: int = 0, indicators: list | None = None) -> dict:
+    def on_hello(self, stage: str, role: str, pid: int = 0, indicators: list | None = None,
+                 peer: bytes | None = None) -> dict:
         """Register a stage; the indicators its strategies declared are computed from the next session
         start on (for the configured stages: from the first, as they register before it)."""
         try:
             declared = self.config.declared_indicators(indicators or [], f"{stage}: declared indicators")
         except ValueError as exc:
             raise CommandError(str(exc)) from None
-        self.stages.register(stage, role, pid, self.global_step, self.catchup.snapshot_id, declared)
+        self.stages.register(stage, role, pid, self.global_step, self.catchup.snapshot_id, declared, peer)
         return {"ok": True, "hello": True, "state": self.state.value, "step": self.global_step}
 
-    def on_ack(self, body: dict) -> None:
-        self.stages.on_ack(body)
+    def on_ack(self, body: dict, peer: bytes | None = None) -> None:
+        self.stages.on_ack(body, peer)
 
     def command(self, name: str, args: dict, request_id: str) -> dict:
         return self.commands.handle(name, args, request_id)
@@ -150,11 +151,10 @@ class SessionEngine:
     def advance(self, now: float) -> float | None:
         """Publish what can be published now; returns seconds until a timed action (None = wait for input)."""
         self.stages.stall_check(now, self.global_step, self.catchup.awaiting)
-        lost = self.stages.lost_check(now, self.global_step)
+        lost = self.stages.configured_lost(now, self.global_step, self.config.stages)
         if lost and self.config.on_stage_loss == "abort" and self.state is not State.ENDING:
-            info = lost[0]
-            self.abort(f"stage {info.name} lost at step {info.lost_step}: no sign of life for "
-                       f"{now - info.last_seen_wall:.1f} s (flow.lost_after_s {self.config.lost_after_s:g}; "
+            self.abort(f"stage {lost[0].name} lost at step {lost[0].lost_step}: no sign of life for "
+                       f"{now - lost[0].last_seen_wall:.1f} s (flow.lost_after_s {self.config.lost_after_s:g}; "
                        f"flow.on_stage_loss \"wait\" waits for a restarted one)")
             return None
         if self.state is State.WAITING:

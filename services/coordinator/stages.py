@@ -31,6 +31,7 @@ class StageInfo:
     indicators: list = field(default_factory=list)  # indicator entries its strategies declared
     last_seen_wall: float = 0.0  # any ack, `alive` included: the process is there
     lost_step: int | None = None  # the step at which it was declared lost (not seen for lost_after_s)
+    peer: bytes | None = None     # the ROUTER identity of the connection that registered it: acks must come on it
 
 
 class StageRegistry:
@@ -45,15 +46,16 @@ class StageRegistry:
         self.clock = clock
         self.by_name: dict[str, StageInfo] = {}
         self.waited_counted = -1  # the step whose credit wait was already charged to a stage
+        self.ignored_acks = 0     # acks from connections that did not register the stage they name
 
     def __iter__(self):
         return iter(self.by_name.values())
 
     def register(self, stage: str, role: str, pid: int, step: int, snapshot_id: int,
-                 indicators: list | None = None) -> None:
-        """Register a stage. A name held by another live process is refused (two processes under one
-        name would merge their acks and overwrite each other's results); the same process may re-register
-        (resync), and a stalled holder may be replaced (a restarted stage)."""
+                 indicators: list | None = None, peer: bytes | None = None) -> None:
+        """Register a stage. A name held by another live connection is refused (two processes under one
+        name would merge their acks and overwrite each other's results); the same connection may
+        re-register (resync), and a stalled or lost holder may be replaced (a restarted stage)."""
         try:
             check_stage_name(stage)
         except ValueError as exc:
@@ -61,16 +63,17 @@ class StageRegistry:
         if role not in P.STAGE_ROLES:
             raise CommandError(f"role {role!r} is not one of {', '.join(P.STAGE_ROLES)}")
         info = self.by_name.get(stage)
-        if info is not None and info.pid != pid and not (info.stalled or info.lost_step is not None):
+        same = info is not None and info.pid == pid and (peer is None or info.peer in (None, peer))
+        if info is not None and not same and not (info.stalled or info.lost_step is not None):
             raise CommandError(f"stage name {stage!r} is taken by pid {info.pid}; start this one with --name")
         observers = sum(1 for s in self.by_name.values() if s.role == "observer" and s.name != stage)
         if role == "observer" and observers >= self.max_observers:
             raise CommandError(f"{observers} observers are attached, the most this session takes "
                                f"(flow.max_observers)")
-        if info is None or info.role != role or info.pid != pid:
+        if info is None or info.role != role or not same:
             if info is not None and info.lost_step is not None:
                 log.info("stage %s replaced by pid %d (lost at step %d)", stage, pid, info.lost_step)
-            info = self.by_name[stage] = StageInfo(stage, role, pid)
+            info = self.by_name[stage] = StageInfo(stage, role, pid, peer=peer)
         info.last_step_ack = step
         info.snapshot_ack = snapshot_id  # a joiner's snapshot (the journal) includes every catch-up so far
         info.last_ack_wall = info.last_seen_wall = self.clock()
@@ -81,10 +84,15 @@ class StageRegistry:
         """Indicator entries declared by the registered stages, in stage-name order."""
         return [entry for name in sorted(self.by_name) for entry in self.by_name[name].indicators]
 
-    def on_ack(self, body: dict) -> None:
+    def on_ack(self, body: dict, peer: bytes | None = None) -> None:
+        """An ack counts only from the connection that registered the stage it names."""
         info = self.by_name.get(body["stage"])
-        if info is None:
-            log.warning("ack from unregistered stage %s ignored", body["stage"])
+        if info is None or (peer is not None and info.peer is not None and peer != info.peer):
+            self.ignored_acks += 1
+            if self.ignored_acks <= 10 or self.ignored_acks % 10_000 == 0:
+                log.warning("ack for stage %s from %s ignored (%d so far)", body["stage"],
+                            "a connection that did not register it" if info else "an unregistered stage",
+                            self.ignored_acks)
             return
         now = self.clock()
         info.last_seen_wall = now
@@ -134,6 +142,18 @@ class StageRegistry:
         if parts and self.waited_counted != step:
             self.waited_counted = step
             min(parts, key=lambda s: s.last_step_ack).waited_on += 1
+
+    def configured_lost(self, now: float, step: int, configured) -> list[StageInfo]:
+        """The lost stages the config waits for. A lost participant it does not wait for (a late joiner,
+        or a forged HELLO) is dropped: it no longer holds the clock, and a restarted one registers again."""
+        lost = self.lost_check(now, step)
+        for info in [s for s in lost if s.name not in configured]:
+            self.drop(info.name, f"lost at step {info.lost_step}: dropped, the run goes on")
+        return [s for s in lost if s.name in configured]
+
+    def drop(self, name: str, why: str) -> None:
+        log.warning("stage %s %s", name, why)
+        self.by_name.pop(name, None)
 
     def lost_check(self, now: float, step: int) -> list[StageInfo]:
         """Participants not seen (no ack of any kind, `alive` included) for `lost_after_s` are lost (logged
