@@ -8,6 +8,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 from conftest import Pipeline, ctl, write_config
 from test_pipeline import _wait_for_status
 
@@ -142,3 +143,46 @@ def test_a_frozen_coordinator_ends_the_run_instead_of_hanging(tmp_path, sample_s
         pipe.kill()
     assert stages == [1, 1, 1] and code == 1, pipe.all_logs()
     assert "coordinator silent for" in pipe.log("analysis") and "lost at step" in pipe.log("coordinator")
+
+
+RECORDER = [{"class": "support.recording:CallbackRecorder", "name": "recorder"}]
+
+
+@pytest.mark.parametrize("victim", ["processor", "quality"])
+def test_a_restarted_processor_or_quality_rejoins_and_the_results_are_byte_identical(tmp_path, sample_store, victim):
+    """kill -9 mid-session, `wait`, restart under the same name: it rebuilds its state from the journal,
+    republishes its answers, and every result file equals an undisturbed run's."""
+    import pyarrow.parquet as pq
+
+    session = {"end_date": "2025-07-02", "clock": {"speed": 3000}}
+    config = write_config(tmp_path, sample_store.root, session=session, strategies=RECORDER,
+                          flow={**FLOW, "on_stage_loss": "wait"})
+    pipe = Pipeline(tmp_path, config)
+    module = {"processor": "services.processor", "quality": "services.quality"}[victim]
+    try:
+        _wait_for_status(config, lambda s: s["state"] == "running" and s["session_step"] > 30)
+        pipe.procs[victim].send_signal(signal.SIGKILL)
+        pipe.procs[victim].wait()
+        lost_seen = time.monotonic()
+        _wait_for_status(config, lambda s: s["lost"])
+        detect_s = time.monotonic() - lost_seen
+        pipe.start(f"{victim}2", [sys.executable, "-m", module, "--config", str(config)])
+        _wait_for_status(config, lambda s: not s["lost"] and s["state"] == "running")
+        ctl(config, "speed", "max")
+        codes = pipe.wait(timeout=60)
+    finally:
+        pipe.kill()
+    del codes[victim]
+    assert set(codes.values()) == {0}, pipe.all_logs()
+    assert f"stage {victim} replaced by pid" in pipe.log("coordinator") and "snapshot applied" in pipe.log(f"{victim}2")
+    assert "resyncing" not in pipe.log("analysis") and "LOSS" not in pipe.log("analysis")
+    print(f"{victim}: lost detected {detect_s:.1f} s after the kill (lost_after_s {FLOW['lost_after_s']})")
+    calm_dir = tmp_path / "calm"
+    calm_dir.mkdir()
+    calm = Pipeline(calm_dir, write_config(calm_dir, sample_store.root, session={"end_date": "2025-07-02"},
+                                           strategies=RECORDER, flow=FLOW))
+    assert set(calm.wait().values()) == {0}
+    for name in ("signals.parquet", "summary.parquet", "replica_2025-07-02.parquet"):
+        got = pq.read_table(tmp_path / "results" / "latest" / "analysis" / name)
+        want = pq.read_table(calm_dir / "results" / "latest" / "analysis" / name)
+        assert got.equals(want), name

@@ -103,14 +103,23 @@ def test_a_plain_stage_or_a_flushed_joiner_only_reports_the_loss(caplog):
     assert flushed.lost == 2  # a heartbeat repeats the last seq: 51 and 52 are missing
 
 
-def test_a_publisher_restart_resyncs_a_joiner(caplog):
-    subs = Subscriptions(SOURCES, lifecycle_in(State.SYNCING), LOG, now=0.0)
+def test_a_restarted_answering_publisher_is_taken_as_a_new_stream(caplog):
+    """A restarted processor/quality republishes its answers by ref: its new stream is taken, no resync."""
+    subs = Subscriptions(SOURCES, lifecycle_in(State.LIVE), LOG, now=0.0)
     subs.receive("quality", answer("quality", P.QUALITY, 40, ref=9), now=0.0)
-    with caplog.at_level(logging.ERROR):
+    with caplog.at_level(logging.WARNING):
         intake = subs.receive("quality", answer("quality", P.QUALITY_SNAPSHOT, 1, ref=2), now=0.0)
-    assert not intake.keep and "the publisher restarted" in intake.resync
-    assert "quality: seq 1 after 40: the publisher restarted" in caplog.text
+    assert intake.keep and intake.resync is None
+    assert "quality: seq 1 after 40: the publisher restarted; taking its new stream" in caplog.text
     assert subs.lost == 0
+
+
+def test_a_coordinator_restart_resyncs_a_joiner(caplog):
+    subs = Subscriptions(SOURCES, lifecycle_in(State.SYNCING), LOG, now=0.0)
+    subs.receive("coordinator", P.Message(P.STEP, pub="coordinator", seq=40), now=0.0)
+    with caplog.at_level(logging.ERROR):
+        intake = subs.receive("coordinator", P.Message(P.SESSION_START, pub="coordinator", seq=1), now=0.0)
+    assert not intake.keep and "the publisher restarted" in intake.resync
 
 
 def test_malformed_messages_are_counted(caplog):
@@ -264,7 +273,7 @@ def test_a_snapshot_is_complete_with_its_parts_then_replayed_and_live_messages_t
     assert join.collecting and not join.complete()
     join.on_part(coord(P.HISTORY, 2))
     assert join.complete()
-    parts, seq = join.apply(handler, joiner)
+    parts, seq, _ = join.apply(handler, joiner)
     assert seq == 4 and [m.type for m in handler.replayed] == [P.SESSION_START, P.HISTORY] == [m.type for m in parts]
     assert [m.seq for m in joiner.queue] == [5] and not join.collecting
 

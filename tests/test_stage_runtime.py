@@ -361,10 +361,25 @@ def test_an_overdue_answer_resyncs_a_joiner(caplog):
     stage.coord(P.STEP, 3, step=2)
     stage.machine.process()
     stage.clock.now += 2.5
+    stage.machine.receive("processor", P.Message(P.HEARTBEAT, pub="processor", seq=0))  # alive: the answer was lost
     with caplog.at_level(logging.ERROR):
         stage.machine.process()
     assert "answer of processor to seq 2 overdue: resyncing from a fresh snapshot" in caplog.text
     assert stage.state is State.RESYNC_WAIT and stage.handler.handled == []
+
+
+def test_an_answer_from_a_silent_publisher_is_waited_for_it_is_down_or_restarting():
+    stage = live_joiner()
+    stage.coord(P.STEP, 2, step=1)
+    stage.answer("quality", 1, ref=2)
+    stage.coord(P.STEP, 3, step=2)
+    for _ in range(4):
+        stage.clock.now += 2.5
+        stage.machine.process()
+    assert stage.state is State.LIVE  # no resync: a restarted processor republishes its answers
+    stage.answer("processor", 1, ref=2)  # its new stream
+    stage.machine.process()
+    assert [h[:2] for h in stage.handler.handled] == [(P.STEP, 2)]
 
 
 def test_a_plain_stage_waits_for_an_answer_however_long():
@@ -383,8 +398,8 @@ def test_a_resync_abandons_the_snapshot_being_collected():
     stage.connect()
     stage.machine.on_dealer_message(P.Message(P.REPLY, {"ok": True, "hello": True, "parts": 2, "seq": 2}))
     stage.machine.on_dealer_message(journal(P.SESSION_START)[0])
-    stage.machine.receive("processor", P.Message(P.DERIVED, {"ref": 1}, pub="processor", seq=5))
-    stage.machine.receive("processor", P.Message(P.DERIVED, {"ref": 1}, pub="processor", seq=1))  # restarted
+    stage.machine.receive("coordinator", P.Message(P.STEP, pub="coordinator", seq=5))
+    stage.machine.receive("coordinator", P.Message(P.STEP, pub="coordinator", seq=1))  # restarted
     assert stage.state is State.RESYNC_WAIT
     stage.machine.on_dealer_message(journal(P.SESSION_START, P.HISTORY)[1])  # the rest of the old one
     assert stage.handler.replayed == [] and stage.state is State.RESYNC_WAIT

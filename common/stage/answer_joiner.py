@@ -43,6 +43,7 @@ class AnswerJoiner:
         self.answers: dict[str, dict[int, P.Message]] = {s: {} for s in self.listen_to}
         self.waiting_for: tuple[str, int] | None = None
         self.waiting_since: float | None = None
+        self.handled_seq = 0  # coordinator messages up to this seq were released (or covered by a snapshot)
 
     def __len__(self) -> int:
         return len(self.queue)
@@ -56,7 +57,7 @@ class AnswerJoiner:
     def add_answer(self, stage: str, msg: P.Message) -> None:
         """An answer without an integer ref answers nothing and is dropped."""
         ref = msg.body.get("ref")
-        if isinstance(ref, int):
+        if isinstance(ref, int) and ref > self.handled_seq:  # a republished answer to a handled one: dropped
             self.answers[stage][ref] = msg
 
     def next_ready(self, now: float) -> Ready | Overdue | None:
@@ -72,6 +73,7 @@ class AnswerJoiner:
                     return self._waiting(stage, msg.seq, now)
                 needed[stage] = answer
         self.queue.popleft()
+        self.handled_seq = max(self.handled_seq, msg.seq)
         for stage in needed:
             del self.answers[stage][msg.seq]
         return Ready(msg, needed)
@@ -89,6 +91,7 @@ class AnswerJoiner:
 
     def drop_covered(self, seq: int) -> None:
         """A snapshot up to `seq` covers the queued messages and answers up to it."""
+        self.handled_seq = max(self.handled_seq, seq)
         while self.queue and self.queue[0].seq <= seq:
             self.queue.popleft()
         for answers in self.answers.values():
@@ -101,3 +104,4 @@ class AnswerJoiner:
         for answers in self.answers.values():
             answers.clear()
         self.waiting_for = self.waiting_since = None
+        self.handled_seq = 0

@@ -17,6 +17,8 @@ def answering_stage_command(name: str, make_handler, help_text: str) -> click.Co
     @click.option("--config", "config_path", default="configs/default.json", show_default=True)
     def main(config_path: str, log_level: str | None) -> None:
         set_level_from_option(log_level)
-        sys.exit(stage_main(name, make_handler, config_path, publishes=True))
+        # snapshot join: at the start the journal is empty; a restarted stage rebuilds from it and
+        # republishes its answers (the run goes on as if it had never stopped)
+        sys.exit(stage_main(name, make_handler, config_path, publishes=True, snapshot_join=True))
 
     return main

@@ -15,9 +15,10 @@ class StageHandler(Protocol):
         """One coordinator message, in order, with the answers of the upstream stages it listens to
         (stage name -> message). Returns the messages to publish (stages with a PUB socket only)."""
 
-    def replay(self, journal: list[Message]) -> None:
+    def replay(self, journal: list[Message]) -> list[tuple[Message, list[Message]]]:
         """Rebuild the session state from the coordinator's journal (a snapshot join), calling no
-        user code on the way."""
+        user code on the way; returns (journal message, its answers) for a stage that publishes answers
+        (a restarted processor republishes them, so consumers waiting for one get it)."""
 
     def take_commands(self) -> list[tuple[str, dict]]:
         """Commands (name, args) the stage's logic asked to send to the coordinator since last asked."""
@@ -40,9 +41,8 @@ class AnswerOnly:
     def handle(self, msg: Message, answers: dict[str, Message]) -> list[Message]:
         raise NotImplementedError
 
-    def replay(self, journal: list[Message]) -> None:
-        for msg in journal:
-            self.handle(msg, {})
+    def replay(self, journal: list[Message]) -> list[tuple[Message, list[Message]]]:
+        return [(msg, self.handle(msg, {})) for msg in journal]
 
     def take_commands(self) -> list[tuple[str, dict]]:
         return []

@@ -21,6 +21,7 @@ from common.stage.subscriptions import COORDINATOR, Subscriptions
 from common.wire import protocol as P
 
 PROCESS_SLICE_S = 0.05
+ANSWERER_SILENT_S = 1.5  # no heartbeat from an answering stage this long: it is down, not lossy
 
 
 class Requests(Protocol):
@@ -104,8 +105,11 @@ class StageMachine:
 
     def _apply_snapshot(self) -> None:
         """Rebuild state from the journal, then go on with the live messages newer than it."""
-        parts, seq = self.snapshot.apply(self.handler, self.joiner)
+        parts, seq, answers = self.snapshot.apply(self.handler, self.joiner)
         self.lifecycle.snapshot_applied(len(parts), seq)
+        if self.publisher is not None:  # a restarted answering stage: what consumers may still wait for
+            for msg, outgoing in answers:
+                self._publish_answers(msg, outgoing)
         ends = [m for m in parts if m.type == P.BACKTEST_END]
         if ends:  # joined after the end: flush what it has
             self.end_reason = str(ends[-1].body.get("reason", "error"))
@@ -126,7 +130,10 @@ class StageMachine:
             if ready is None:
                 return
             if isinstance(ready, Overdue):
-                if self.lifecycle.resync_on_loss:
+                # an answer lost at the tail of a live publisher's stream calls for a resync; a silent
+                # publisher is down (or restarting, and will republish its answers): keep waiting
+                alive = self.subscriptions.heard_within(ready.stage, self.clock(), ANSWERER_SILENT_S)
+                if self.lifecycle.resync_on_loss and alive:
                     self.resync(ready.reason())
                 return
             self._handle(ready.msg, ready.answers)
@@ -138,11 +145,14 @@ class StageMachine:
             self.requests.command(name, args)
         if self.handler.stop_wanted():
             self.requests.ask_stop()
+        self._publish_answers(msg, outgoing)
+        self._after_handling(msg, time.perf_counter_ns() - t0)
+
+    def _publish_answers(self, msg: P.Message, outgoing: list[P.Message]) -> None:
         for out in outgoing:
             out.body.setdefault("ref", msg.seq)
             out.step, out.clock = msg.step, msg.clock
             self.publisher.send(out)
-        self._after_handling(msg, time.perf_counter_ns() - t0)
 
     def _after_handling(self, msg: P.Message, busy_ns: int) -> None:
         """SHUTDOWN ends the loop; a participant acks; BACKTEST_END writes the results."""

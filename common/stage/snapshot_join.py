@@ -43,13 +43,13 @@ class SnapshotJoin:
         parts, self.parts = self.parts or [], None
         return parts, self.seq
 
-    def apply(self, handler: StageHandler, joiner: AnswerJoiner) -> tuple[list[P.Message], int]:
+    def apply(self, handler: StageHandler, joiner: AnswerJoiner) -> tuple[list[P.Message], int, list]:
         """Replay the complete snapshot into the handler, then drop the held live messages and answers
-        it covers; returns (journal, seq)."""
+        it covers; returns (journal, seq, the answers the replay produced)."""
         parts, seq = self.take()
-        handler.replay(parts)
+        answers = handler.replay(parts) or []
         joiner.drop_covered(seq)
-        return parts, seq
+        return parts, seq, answers
 
     def abandon(self) -> None:
         """A resync: the parts being collected no longer fit the stream; the next HELLO asks again."""

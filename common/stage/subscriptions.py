@@ -33,6 +33,7 @@ class Subscriptions:
         self.log = log
         self.sequence = P.SequenceChecker(join_anywhere=lifecycle.snapshot_join)
         self.heard: set[str] = set()
+        self.heard_at: dict[str, float] = {}  # when each publisher was last heard (heartbeats included)
         self.coordinator_heard_at = now
         self.lost = 0
         self.malformed = 0
@@ -40,6 +41,9 @@ class Subscriptions:
     def heard_all(self) -> bool:
         """Every publisher was heard from: the subscriptions are in place, HELLO may go."""
         return self.heard >= set(self.sources)
+
+    def heard_within(self, source: str, now: float, seconds: float) -> bool:
+        return now - self.heard_at.get(source, float("-inf")) <= seconds
 
     def silent_for(self, now: float) -> float:
         return now - self.coordinator_heard_at
@@ -54,6 +58,7 @@ class Subscriptions:
     def receive(self, source: str, msg: P.Message, now: float) -> Intake:
         """Account for one decoded message; says whether to keep it and whether to resync."""
         self.heard.add(source)
+        self.heard_at[source] = now
         if source == COORDINATOR:
             self.coordinator_heard_at = now
         resync = self._check_sequence(msg)
@@ -65,6 +70,10 @@ class Subscriptions:
         try:
             lost = self.sequence.check(msg)
         except P.SequenceRestart as exc:
+            if msg.pub != COORDINATOR:
+                # a restarted processor/quality republishes its answers by ref: take the new stream
+                self.log.warning("%s; taking its new stream (answers are matched by ref)", exc)
+                return None
             self.log.error("%s", exc)
             return str(exc) if self.lifecycle.resync_on_restart else None
         if not lost:

@@ -72,7 +72,7 @@ class AnalysisHandler:
     def stop_wanted(self) -> bool:
         return self.stop_run
 
-    def replay(self, messages: list) -> None:
+    def replay(self, messages: list) -> list:
         """Late join (Clone pattern): rebuild the replica from the coordinator's session journal.
 
         Processor and quality answers for the journal are recomputed here with the same kernels the
@@ -97,6 +97,7 @@ class AnalysisHandler:
             self._call_all("on_start")
             if self.replica.date and self.replica.steps < self._session_steps_total():
                 self._call_all("on_session_start", self.replica.date)
+        return []  # an analysis process publishes nothing
 
     def _session_steps_total(self) -> int:
         return (self.replica.close_ns - self.replica.open_ns) // NS_PER_MIN
