@@ -302,10 +302,16 @@ def _parse_schedule(value, where: str = "schedule") -> tuple[ScheduledCommand, .
     return tuple(out)
 
 
-def _parse_endpoints(value, where: str = "endpoints") -> dict:
+def _parse_endpoints(value, session_name: str, where: str = "endpoints") -> dict:
+    """The config's endpoints; any it leaves out are private ipc sockets of the session (common/sessions.py)."""
+    from common.sessions import SessionError, ipc_endpoints
+
     _expect(value, dict, where, "an object")
     _only_keys(value, set(DEFAULT_ENDPOINTS), where)
-    out = dict(DEFAULT_ENDPOINTS)
+    try:
+        out = ipc_endpoints(session_name)
+    except (SessionError, OSError) as exc:
+        raise ConfigError(f"{where}: {exc}") from None
     for key, addr in value.items():
         out[key] = _expect(addr, str, f"{where}.{key}", "an endpoint like tcp://127.0.0.1:5550")
     for key in out:
@@ -364,7 +370,7 @@ def parse_config(obj: dict, path: str = "<config>") -> SessionConfig:
         strategies=_parse_strategies(obj.get("strategies", [])),
         schedule=_parse_schedule(obj.get("schedule", [])),
         stages=_parse_stages(obj.get("stages", list(STAGE_NAMES))),
-        endpoints=_parse_endpoints(obj.get("endpoints", {})),
+        endpoints=_parse_endpoints(obj.get("endpoints", {}), session_name(obj, path)),
         data_root=Path(data_root),
         results_dir=Path(results_dir),
         dump_replica=_expect(obj.get("dump_replica", False), bool, "dump_replica", "true or false"),
@@ -430,4 +436,11 @@ def check_stage_name(name) -> str:
         raise ValueError(f"stage name {name!r} must be 1-64 letters, digits, '_', '.' or '-' (it names a "
                          f"results folder)")
     return name
+
+
+def session_name(obj: dict, path: str) -> str:
+    """The config's `name`, else its file name: names the session's private socket folder and its runs."""
+    from common.runs import config_name
+
+    return config_name(obj, path)
 

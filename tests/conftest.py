@@ -71,20 +71,21 @@ def write_config(tmp: Path, store_root: Path, **overrides) -> Path:
 class Pipeline:
     """The four processes started as subprocesses on one config; logs go to files in tmp."""
 
-    def __init__(self, tmp: Path, config: Path, extra_analysis: list[list[str]] = ()):
-        self.tmp, self.config = tmp, config
+    def __init__(self, tmp: Path, config: Path, extra_analysis: list[list[str]] = (), env: dict | None = None,
+                 prefix: str = ""):
+        self.tmp, self.config, self.env, self.prefix = tmp, config, env, prefix
         self.procs: dict[str, subprocess.Popen] = {}
         self.logs: dict[str, Path] = {}
         for name, module in STAGE_MODULES.items():
-            self.start(name, [sys.executable, "-m", module, "--config", str(config)])
+            self.start(prefix + name, [sys.executable, "-m", module, "--config", str(config)])
         for i, args in enumerate(extra_analysis):
             self.start(f"extra{i}", [sys.executable, "-m", "services.analysis", "--config", str(config)] + args)
 
     def start(self, name: str, cmd: list[str]) -> None:
         log = self.tmp / f"{name}.log"
         self.logs[name] = log
-        self.procs[name] = subprocess.Popen(cmd, cwd=ROOT, env=proc_env(), stdout=open(log, "wb"),
-                                            stderr=subprocess.STDOUT)
+        self.procs[name] = subprocess.Popen(cmd, cwd=ROOT, env={**proc_env(), **(self.env or {})},
+                                            stdout=open(log, "wb"), stderr=subprocess.STDOUT)
 
     def wait(self, timeout: float = 120) -> dict[str, int]:
         codes = {}

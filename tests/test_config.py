@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from common.config import ConfigError, load_config, parse_config
+from common.sessions import runtime_root
 
 ROOT = Path(__file__).resolve().parents[1]
 MINIMAL = {"session": {"start_date": "2025-07-01", "end_date": "2025-07-07", "symbols": ["AAPL", "MSFT"]}}
@@ -17,7 +18,8 @@ MINIMAL = {"session": {"start_date": "2025-07-01", "end_date": "2025-07-07", "sy
 def test_shipped_configs_load(name):
     config = load_config(ROOT / "configs" / name)
     assert config.mode == "backtest" and config.symbols and "1m" in config.streams
-    assert all(addr.startswith("tcp://127.0.0.1:") for addr in config.endpoints.values())
+    private = f"ipc://{runtime_root() / config.raw['name']}/"
+    assert all(addr.startswith(("tcp://127.0.0.1:", private)) for addr in config.endpoints.values())
 
 
 def test_defaults_and_derived_intervals():

@@ -186,3 +186,48 @@ def test_a_restarted_processor_or_quality_rejoins_and_the_results_are_byte_ident
         got = pq.read_table(tmp_path / "results" / "latest" / "analysis" / name)
         want = pq.read_table(calm_dir / "results" / "latest" / "analysis" / name)
         assert got.equals(want), name
+
+
+def test_two_sessions_on_one_machine_never_collide_and_ctl_picks_one(tmp_path, sample_store):
+    """No endpoints in the configs: each session gets private ipc sockets in <runtime>/<name>/ (0700)."""
+    import os
+    import subprocess
+
+    from conftest import ROOT, proc_env
+
+    env = {"SESSION_RUNTIME_DIR": str(tmp_path / "run")}
+    pipes = {}
+    for name in ("alpha", "beta"):
+        cfg = json.loads(write_config(tmp_path, sample_store.root, session={"end_date": "2025-07-02",
+                                                                             "clock": {"speed": 600}}).read_text())
+        del cfg["endpoints"]
+        cfg["name"] = name
+        cfg["results_dir"] = str(tmp_path / f"results-{name}")
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(cfg))
+        pipes[name] = Pipeline(tmp_path, path, env=env, prefix=f"{name}-")
+
+    def ctl_env(*args):
+        return subprocess.run([sys.executable, "-m", "services.ctl", *args], cwd=ROOT, env={**proc_env(), **env},
+                              capture_output=True, text=True, timeout=30)
+    try:
+        for _ in range(400):
+            if ctl_env("--session", "alpha", "status").returncode == 0 and \
+                    ctl_env("--session", "beta", "status").returncode == 0:
+                break
+        both = ctl_env("status")
+        assert both.returncode != 0 and "2 sessions are running (alpha, beta): name one with --session" in both.stderr
+        assert "running" in ctl_env("--session", "beta", "status").stdout
+        again = subprocess.run([sys.executable, "-m", "services.coordinator", "--config", str(tmp_path / "alpha.json")],
+                               cwd=ROOT, env={**proc_env(), **env}, capture_output=True, text=True, timeout=30)
+        assert again.returncode == 2 and "a session named 'alpha' is running already" in again.stderr
+        assert oct(os.stat(tmp_path / "run" / "alpha").st_mode & 0o777) == "0o700"
+        for name in pipes:
+            ctl_env("--session", name, "speed", "max")
+        codes = {n: p.wait(timeout=60) for n, p in pipes.items()}
+    finally:
+        for p in pipes.values():
+            p.kill()
+    assert all(set(c.values()) == {0} for c in codes.values()), codes
+    assert (tmp_path / "results-alpha" / "latest" / "analysis" / "summary.parquet").exists()
+    assert (tmp_path / "results-beta" / "latest" / "analysis" / "summary.parquet").exists()

@@ -354,18 +354,20 @@ def test_loss_resyncs_a_live_joiner_with_back_off(caplog):
     assert stage.state is State.LIVE and stage.machine.lifecycle.resyncs == 2
 
 
-def test_an_overdue_answer_resyncs_a_joiner(caplog):
+def test_an_overdue_answer_is_waited_for_and_a_tail_loss_shows_in_the_heartbeat(caplog):
     stage = live_joiner()
     stage.coord(P.STEP, 2, step=1)
     stage.answer("quality", 1, ref=2)
     stage.coord(P.STEP, 3, step=2)
     stage.machine.process()
     stage.clock.now += 2.5
-    stage.machine.receive("processor", P.Message(P.HEARTBEAT, pub="processor", seq=0))  # alive: the answer was lost
-    with caplog.at_level(logging.ERROR):
+    stage.machine.receive("processor", P.Message(P.HEARTBEAT, pub="processor", seq=0))  # alive, nothing lost
+    with caplog.at_level(logging.WARNING):
         stage.machine.process()
-    assert "answer of processor to seq 2 overdue: resyncing from a fresh snapshot" in caplog.text
-    assert stage.state is State.RESYNC_WAIT and stage.handler.handled == []
+    assert "answer of processor to seq 2 overdue: its publisher is alive (busy); waiting" in caplog.text
+    assert stage.state is State.LIVE and stage.handler.handled == []
+    stage.machine.receive("processor", P.Message(P.HEARTBEAT, pub="processor", seq=1))  # it published seq 1
+    assert stage.state is State.RESYNC_WAIT  # the heartbeat shows the lost answer: resync
 
 
 def test_an_answer_from_a_silent_publisher_is_waited_for_it_is_down_or_restarting():

@@ -21,7 +21,7 @@ from common.stage.subscriptions import COORDINATOR, Subscriptions
 from common.wire import protocol as P
 
 PROCESS_SLICE_S = 0.05
-ANSWERER_SILENT_S = 1.5  # no heartbeat from an answering stage this long: it is down, not lossy
+ANSWERER_SILENT_S = 1.5  # no heartbeat from an answering stage this long: it is down, not busy
 
 
 class Requests(Protocol):
@@ -130,11 +130,13 @@ class StageMachine:
             if ready is None:
                 return
             if isinstance(ready, Overdue):
-                # an answer lost at the tail of a live publisher's stream calls for a resync; a silent
-                # publisher is down (or restarting, and will republish its answers): keep waiting
+                # Not a loss: a lost answer shows as a seq gap, at the latest in the publisher's next
+                # heartbeat (it repeats the last seq), and that resyncs. An answer merely late is a busy
+                # stage (a whole market's session end), or one that is down or restarting (a restarted
+                # one republishes its answers): wait, and say so once.
                 alive = self.subscriptions.heard_within(ready.stage, self.clock(), ANSWERER_SILENT_S)
-                if self.lifecycle.resync_on_loss and alive:
-                    self.resync(ready.reason())
+                self.log.warning("%s: %s; waiting", ready.reason(),
+                                 "its publisher is alive (busy)" if alive else "its publisher is silent (down?)")
                 return
             self._handle(ready.msg, ready.answers)
 

@@ -13,10 +13,11 @@ import time
 import click
 import zmq
 
-from common.config import ConfigError, load_config
+from common.config import ConfigError, load_config, session_name
 from common.data.store import BarStore, StoreError
 from common.domain.calendar import TradingCalendar
 from common.logsetup import log_level_option, set_level_from_option, setup_logging
+from common.sessions import SessionError, SessionLock
 from common.stage.runtime import ignore_termination
 from common.wire import protocol as P
 from services.coordinator import report
@@ -47,6 +48,9 @@ def serve(config_path: str) -> int:
     except (ConfigError, ValueError) as exc:
         log.error("config error: %s", exc)
         return 2
+    lock = _session_lock(config, log)  # held until the process exits
+    if lock is None:
+        return 2
     ctx = zmq.Context.instance()
     sockets = _bind_sockets(ctx, config, log)
     if sockets is None:
@@ -74,6 +78,17 @@ def serve(config_path: str) -> int:
     router.close()
     ctx.term()
     return exit_code
+
+
+def _session_lock(config, log) -> SessionLock | None:
+    """One coordinator per session name (its private sockets would be taken over otherwise)."""
+    lock = SessionLock(session_name(config.raw, config.path))
+    try:
+        lock.acquire()
+    except (SessionError, OSError) as exc:
+        log.error("%s", exc)
+        return None
+    return lock
 
 
 def _bind_sockets(ctx, config, log):

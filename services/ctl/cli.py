@@ -14,6 +14,7 @@ import click
 import zmq
 
 from common.config import DEFAULT_ENDPOINTS, ConfigError, load_config
+from common.sessions import ipc_endpoints, running_sessions
 from common.stage.runtime import new_request_id
 from common.wire import protocol as P
 from services.ctl.data import CONFIG_DATA_ROOT_KEY, calendar_group, data_group
@@ -49,9 +50,16 @@ def request(endpoint: str, name: str, args: dict | None = None, timeout_ms: int 
 
 
 def _endpoint(ctx: click.Context) -> str:
+    """--endpoint, else --session's or --config's, else the only running session's, else the default config's."""
     obj = ctx.find_root().obj or {}
     if obj.get("endpoint"):
         return obj["endpoint"]
+    running = running_sessions()
+    if len(running) > 1:
+        raise click.ClickException(f"{len(running)} sessions are running ({', '.join(running)}): "
+                                   f"name one with --session NAME")
+    if running:
+        return ipc_endpoints(running[0])["coordinator_router"]
     path = Path("configs/default.json")
     if path.exists():
         try:
@@ -75,16 +83,22 @@ def _echo_json(value) -> None:
 @click.group()
 @click.option("--config", default=None, help="Session config to read endpoints from (default configs/default.json).")
 @click.option("--endpoint", default=None, help="Coordinator command endpoint, e.g. tcp://127.0.0.1:5551.")
+@click.option("--session", default=None, help="The running session to drive, by name (default: the only one).")
 @click.pass_context
-def cli(ctx: click.Context, config: str | None, endpoint: str | None) -> None:
+def cli(ctx: click.Context, config: str | None, endpoint: str | None, session: str | None) -> None:
     """Drive a running session engine and manage its data."""
     ctx.obj = {"config": config, "endpoint": endpoint}
+    if session is not None and endpoint is None:
+        if session not in running_sessions():
+            raise click.ClickException(f"no session named {session!r} is running "
+                                       f"(running: {', '.join(running_sessions()) or 'none'})")
+        ctx.obj["endpoint"] = ipc_endpoints(session)["coordinator_router"]
     if config is not None:  # named explicitly: it must exist and be valid
         try:
             loaded = load_config(config)
         except ConfigError as exc:
             raise click.ClickException(str(exc)) from None
-        ctx.obj["endpoint"] = endpoint or loaded.endpoints["coordinator_router"]
+        ctx.obj["endpoint"] = ctx.obj["endpoint"] or loaded.endpoints["coordinator_router"]
         ctx.meta[CONFIG_DATA_ROOT_KEY] = str(loaded.data_root)
         ctx.meta[CONFIG_RESULTS_KEY] = str(loaded.results_dir)
 
