@@ -63,11 +63,16 @@ def test_observer_attached_mid_session_ends_with_identical_replica(tmp_path, sam
 
 
 def test_slow_observer_detects_loss_and_resyncs(tmp_path, sample_store):
-    config = write_config(tmp_path, sample_store.root,
+    config = write_config(tmp_path, sample_store.root, session={"clock": {"speed": 3000}},
                           flow={"window": 8, "ack_timeout_s": 10, "heartbeat_s": 0.2, "pub_hwm": 20})
     pipe = Pipeline(tmp_path, config, extra_analysis=[["--name", "slow", "--observer", "--hwm", "5",
                                                        "--strategy", "support.recording:Slow"]])
-    codes = pipe.wait()
+    try:  # full speed only once the slow observer is in: it then falls behind, however loaded the machine
+        _wait_for_status(config, lambda s: "slow" in s["stages"])
+        assert ctl(config, "speed", "max").returncode == 0
+        codes = pipe.wait()
+    finally:
+        pipe.kill()
     assert codes["coordinator"] == 0 and codes["analysis"] == 0, pipe.all_logs()
     slow = pipe.log("extra0")
     assert "resyncing from a fresh snapshot" in slow and "snapshot applied" in slow, slow
