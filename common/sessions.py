@@ -3,9 +3,10 @@
 A config without endpoints gets `<runtime dir>/<session name>/<endpoint>` for each of them, where the
 runtime dir is $SESSION_RUNTIME_DIR, else $XDG_RUNTIME_DIR/session-engine, else /tmp/session-engine-<uid>,
 created with mode 0700 (and refused when another user owns it or others may enter it). The session name
-is the config's `name` (else its file name), so two sessions on one machine never collide; the
-coordinator holds `coordinator.lock` in the folder while it runs, so a second session under the same name
-is refused instead of stealing the sockets, and `ctl` finds the running sessions by their locks.
+is the config's `name` (else its file name), so two sessions on one machine never collide; a coordinator on
+these private sockets holds `coordinator.lock` in the folder while it runs, so a second session under the
+same name is refused instead of stealing the sockets, and `ctl` finds the running sessions by their locks
+(a config that names all its endpoints is the user's own arrangement: no lock).
 """
 from __future__ import annotations
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import uuid
 
 import zmq
@@ -27,6 +28,7 @@ class CoordinatorLink:
         self.log = log
         self.stop_sent = False
         self.warned_window = False
+        self.on_other = lambda msg: None  # the runtime hands other DEALER messages to the machine
 
     def hello(self, snapshot: bool, indicators: list | None = None) -> None:
         """Register; `indicators` are the entries the stage's strategies declared (computed for them)."""
@@ -41,16 +43,34 @@ class CoordinatorLink:
             self.warned_window = True
             self.log.warning("strategy commands with flow.window %d land at a boundary that depends on timing; "
                              "use window 1 for reproducible runs", self.flow_window)
-        request = P.Message(P.COMMAND, {"name": name, "args": args, "request_id": new_request_id()})
-        self.dealer.send_multipart(P.encode(request))
-        if not self.dealer.poll(COMMAND_TIMEOUT_MS):
+        request_id = new_request_id()
+        self.dealer.send_multipart(P.encode(P.Message(P.COMMAND, {"name": name, "args": args,
+                                                                  "request_id": request_id})))
+        reply = self._reply_to(request_id)
+        if reply is None:
             self.log.error("strategy command %s %s: no reply from the coordinator", name, args)
             return
-        reply = P.decode(self.dealer.recv_multipart())
         if reply.body.get("ok"):
             self.log.info("[DYNAMIC] strategy asked to %s %s: queued", name, " ".join(args.get("symbols", [])))
         else:
             self.log.error("strategy command %s refused: %s", name, reply.body.get("error"))
+
+    def _reply_to(self, request_id: str):
+        """The REPLY that names `request_id`; anything else read meanwhile (an earlier request's reply,
+        snapshot parts) goes to `on_other`, so nothing is taken for the wrong reply or lost."""
+        deadline = time.monotonic() + COMMAND_TIMEOUT_MS / 1000
+        while (left := deadline - time.monotonic()) > 0:
+            if not self.dealer.poll(int(left * 1000) + 1):
+                return None
+            try:
+                msg = P.decode(self.dealer.recv_multipart())
+            except P.ProtocolError as exc:
+                self.log.error("bad reply from coordinator: %s", exc)
+                continue
+            if msg.type == P.REPLY and msg.body.get("request_id") == request_id:
+                return msg
+            self.on_other(msg)
+        return None
 
     def ask_stop(self) -> None:
         """The stage's logic wants the whole run stopped: asked once; the reply is read with the others."""

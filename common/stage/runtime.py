@@ -60,6 +60,7 @@ class StageRuntime:
         link = CoordinatorLink(self.dealer, name, role, config.flow_window, self.log)
         self.machine = StageMachine(name, role, handler, sources, link, self._send_ack, self.publisher,
                                     snapshot_join=snapshot_join, log=self.log)
+        link.on_other = self.machine.on_dealer_message
         self.silence_limit_s = max(10.0, 20 * config.heartbeat_s)
         self.last_beat = 0.0
 

@@ -80,9 +80,12 @@ def serve(config_path: str) -> int:
     return exit_code
 
 
-def _session_lock(config, log) -> SessionLock | None:
-    """One coordinator per session name (its private sockets would be taken over otherwise)."""
+def _session_lock(config, log) -> SessionLock | bool | None:
+    """One coordinator per session name when it uses the session's private sockets (they would be taken
+    over otherwise); a config that names all its endpoints runs unlocked (True). None: refused."""
     lock = SessionLock(session_name(config.raw, config.path))
+    if not any(ep.startswith(f"ipc://{lock.path.parent}/") for ep in config.endpoints.values()):
+        return True
     try:
         lock.acquire()
     except (SessionError, OSError) as exc:
@@ -174,7 +177,8 @@ def _serve_commands(router, engine: SessionEngine, log) -> None:
                     _send_snapshot(router, envelope, engine, body, log, msg.body["stage"])
                     continue
             elif msg.type == P.COMMAND:
-                body = engine.command(msg.body["name"], msg.body["args"], msg.body["request_id"])
+                body = {**engine.command(msg.body["name"], msg.body["args"], msg.body["request_id"]),
+                        "request_id": msg.body["request_id"]}  # a stage matches its replies by it
                 if not body.get("ok"):
                     log.warning("command %s refused: %s", msg.body["name"], body.get("error"))
             else:
