@@ -295,9 +295,11 @@ def test_parts_of_an_abandoned_snapshot_are_dropped():
 
 # ---- coordinator link --------------------------------------------------------------------------
 class FakeDealer:
+    """Replies in order; a REPLY without a request id answers the last command sent (as the coordinator does)."""
+
     def __init__(self, replies=()):
         self.sent: list[P.Message] = []
-        self.replies = [P.encode(r) for r in replies]
+        self.replies = list(replies)
 
     def send_multipart(self, frames):
         self.sent.append(P.decode([bytes(f) for f in frames]))
@@ -306,7 +308,10 @@ class FakeDealer:
         return bool(self.replies)
 
     def recv_multipart(self):
-        return [bytes(f) for f in self.replies.pop(0)]
+        reply = self.replies.pop(0)
+        if reply.type == P.REPLY and "request_id" not in reply.body and self.sent:
+            reply = P.Message(P.REPLY, {**reply.body, "request_id": self.sent[-1].body.get("request_id")})
+        return [bytes(f) for f in P.encode(reply)]
 
 
 def test_hello_names_the_stage_its_role_and_whether_it_wants_a_snapshot():
@@ -330,6 +335,16 @@ def test_a_strategy_command_waits_for_its_reply_and_logs_it(caplog):
     assert "strategy command add-symbol refused: no" in caplog.text
     assert "strategy command remove-symbol {'symbols': ['RIVN']}: no reply from the coordinator" in caplog.text
     assert "flow.window" not in caplog.text
+
+
+def test_a_command_never_takes_another_requests_reply():
+    stale = P.Message(P.REPLY, {"ok": True, "request_id": "an-earlier-stop"})
+    dealer = FakeDealer([stale, P.Message(P.REPLY, {"ok": False, "error": "no"})])
+    link = CoordinatorLink(dealer, "analysis", "participant", 1, LOG)
+    others = []
+    link.on_other = others.append
+    link.command("add-symbol", {"symbols": ["ZZZZ"]})
+    assert [m.body["request_id"] for m in others] == ["an-earlier-stop"]
 
 
 def test_commands_with_a_wide_window_warn_once(caplog):
