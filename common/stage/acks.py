@@ -1,4 +1,4 @@
-"""A participant's acknowledgements to the coordinator (PUSH), batched as the wire protocol allows.
+"""A participant's acknowledgements to the coordinator (on its DEALER), batched as the wire protocol allows.
 
 Step acks are cumulative: one ACK for the last step handled covers the ones before it, with each
 step's busy time listed (`busy_list`), so a burst of steps costs one message instead of one per step.

@@ -52,7 +52,7 @@ QUALITY_SNAPSHOT = "QUALITY_SNAPSHOT"  # full quality table (session end, catch-
 HELLO = "HELLO"                      # stage registration (stage name, role)
 COMMAND = "COMMAND"                  # ctl command: name, args, request id
 REPLY = "REPLY"                      # coordinator's answer to HELLO/COMMAND
-# Sent to the coordinator (PUSH -> PULL):
+# Sent to the coordinator on the registering DEALER (-> ROUTER, tied to that connection):
 ACK = "ACK"                          # stage finished step/snapshot/end `ref`
 
 # Which coordinator messages the answering stages answer, and with which type (docs/protocol.md).

@@ -1,6 +1,6 @@
 """Analysis process: runs user strategies on a local replica of the session data.
 
-Sockets: SUB coordinator + processor + quality, DEALER registration, PUSH acks (participant only).
+Sockets: SUB coordinator + processor + quality, DEALER registration and acks.
 Run: python -m services.analysis --config configs/default.json [--strategy mypkg.mod:MyStrategy --param fast=10]
 """
 import dataclasses
