@@ -21,6 +21,7 @@ from common.stage.subscriptions import COORDINATOR, Subscriptions
 from common.wire import protocol as P
 
 PROCESS_SLICE_S = 0.05
+REPUBLISH_WAIT_S = 5.0  # at most this long for the consumers to subscribe to a restarted answerer
 ANSWERER_SILENT_S = 1.5  # no heartbeat from an answering stage this long: it is down, not busy
 
 
@@ -51,6 +52,9 @@ class StageMachine:
         self.snapshot = SnapshotJoin()
         self.acks = AckBatcher(name, send_ack)
         self.stop_signalled = False
+        self.republish: list | None = None  # a restarted answerer's replayed answers, not yet published
+        self.republish_to = 0
+        self.republish_by = 0.0
         self.end_reason: str | None = None  # BACKTEST_END's reason: the process exits with the run's status
 
     @property
@@ -107,9 +111,12 @@ class StageMachine:
         """Rebuild state from the journal, then go on with the live messages newer than it."""
         parts, seq, answers = self.snapshot.apply(self.handler, self.joiner)
         self.lifecycle.snapshot_applied(len(parts), seq)
-        if self.publisher is not None:  # a restarted answering stage: what consumers may still wait for
-            for msg, outgoing in answers:
-                self._publish_answers(msg, outgoing)
+        if self.publisher is not None and any(out for _, out in answers):
+            # a restarted answering stage: what consumers may still wait for, published once they have
+            # subscribed again (a PUB drops what goes out before), and before any live answer
+            self.republish = answers
+            self.republish_to = self.snapshot.listeners
+            self.republish_by = self.clock() + REPUBLISH_WAIT_S
         ends = [m for m in parts if m.type == P.BACKTEST_END]
         if ends:  # joined after the end: flush what it has
             self.end_reason = str(ends[-1].body.get("reason", "error"))
@@ -119,10 +126,28 @@ class StageMachine:
     def process(self, slice_s: float = PROCESS_SLICE_S) -> None:
         """Handle queued coordinator messages in order, within a time slice so sockets keep being read;
         the step acks of the batch go out at the end of it."""
+        if self.republish is not None:
+            return
         try:
             self._process_slice(self.clock() + slice_s)
         finally:
             self.acks.flush()
+
+    def republish_if_ready(self, subscribers: int) -> None:
+        """Publish a restarted stage's replayed answers once `subscribers` reached the listeners the
+        coordinator counted, or at the deadline (then said: a consumer that missed them resyncs)."""
+        if self.republish is None:
+            return
+        if subscribers < self.republish_to and self.clock() < self.republish_by:
+            return
+        if subscribers < self.republish_to:
+            self.log.warning("republishing answers with %d of %d subscriber(s) connected", subscribers,
+                             self.republish_to)
+        answers, self.republish = self.republish, None
+        for msg, outgoing in answers:
+            self._publish_answers(msg, outgoing)
+        self.log.info("republished the answers of %d journal message(s) to %d subscriber(s)",
+                      sum(1 for _, out in answers if out), subscribers)
 
     def _process_slice(self, deadline: float) -> None:
         while self.lifecycle.handling and self.clock() < deadline:

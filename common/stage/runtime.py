@@ -63,9 +63,13 @@ class StageRuntime:
         link.on_other = self.machine.on_dealer_message
         self.silence_limit_s = max(10.0, 20 * config.heartbeat_s)
         self.last_beat = 0.0
+        self.subscribers = 0  # subscriptions seen on the XPUB
 
     def _open_publisher(self) -> P.Publisher:
-        pub = self.ctx.socket(zmq.PUB)
+        """An XPUB: it publishes like a PUB and tells of each subscription (a restarted stage waits for
+        its consumers before republishing its answers)."""
+        pub = self.ctx.socket(zmq.XPUB)
+        pub.setsockopt(zmq.XPUB_VERBOSE, 1)
         pub.setsockopt(zmq.SNDHWM, self.config.pub_hwm)
         pub.setsockopt(zmq.LINGER, 2000)
         pub.bind(self.config.endpoints[_PUB_ENDPOINT[self.name]])
@@ -86,6 +90,8 @@ class StageRuntime:
         for sock in self.subs.values():
             poller.register(sock, zmq.POLLIN)
         poller.register(self.dealer, zmq.POLLIN)
+        if self.publisher is not None:
+            poller.register(self.publisher.socket, zmq.POLLIN)
         self.machine.subscriptions.reset_silence(time.monotonic())
         while self.machine.state is not State.FINISHED:
             code = self._turn(poller)
@@ -111,8 +117,22 @@ class StageRuntime:
                 self._drain(source, sock)
         if self.dealer in events and not self._read_dealer():
             return 1
+        if self.publisher is not None and self.publisher.socket in events:
+            self._count_subscribers()
+        machine.republish_if_ready(self.subscribers)
         machine.process()
         return None
+
+    def _count_subscribers(self) -> None:
+        while True:
+            try:
+                frame = self.publisher.socket.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if frame[:1] == b"\x01":
+                self.subscribers += 1
+            elif frame[:1] == b"\x00":
+                self.subscribers = max(0, self.subscribers - 1)
 
     def _beat(self, beat_every: float) -> None:
         """Heartbeats on the stage's PUB, and an `alive` ACK to the coordinator once registered (an

@@ -19,6 +19,7 @@ class SnapshotJoin:
         self.parts: list[P.Message] | None = None
         self.expected = 0
         self.seq = 0
+        self.listeners = 0  # stages subscribed to this stage's answers (the REPLY says)
 
     @property
     def collecting(self) -> bool:
@@ -29,6 +30,8 @@ class SnapshotJoin:
         self.parts = []
         self.expected = int(body.get("parts", 0))
         self.seq = int(body.get("seq", 0))
+        listeners = body.get("listeners", 0)
+        self.listeners = listeners if isinstance(listeners, int) and 0 <= listeners <= 10_000 else 0
 
     def on_part(self, msg: P.Message) -> None:
         """A journal message; dropped unless a snapshot is being collected (one abandoned by a resync)."""

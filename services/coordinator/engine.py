@@ -139,7 +139,10 @@ class SessionEngine:
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         self.stages.register(stage, role, pid, self.global_step, self.catchup.snapshot_id, declared, peer)
-        return {"ok": True, "hello": True, "state": self.state.value, "step": self.global_step}
+        # a restarted processor/quality republishes its answers once this many stages subscribed to it
+        listeners = sum(1 for s in self.stages if s.name not in ("processor", "quality"))
+        return {"ok": True, "hello": True, "state": self.state.value, "step": self.global_step,
+                "listeners": listeners}
 
     def on_ack(self, body: dict, peer: bytes | None = None) -> None:
         self.stages.on_ack(body, peer)
