@@ -143,14 +143,3 @@ def list_runs(results_dir: Path) -> list[dict]:
         if manifest is not None:
             out.append({"run_id": folder.name, "folder": str(folder), **manifest})
     return out
-
-
-def resolve_run(results_dir: Path, run: str | None) -> Path:
-    """A run folder from an id, 'latest' or None (the newest)."""
-    name = run or LATEST
-    folder = Path(results_dir) / name
-    if name != LATEST and not is_run_id(name):
-        raise ValueError(f"{name!r} is not a run id (see `ctl runs`)")
-    if not folder.is_dir():
-        raise ValueError(f"no run {name!r} under {results_dir}")
-    return folder.resolve()

@@ -33,12 +33,6 @@ class Interval:
             return DAILY
         return cls(count)
 
-    @classmethod
-    def of_minutes(cls, minutes: int) -> "Interval":
-        if minutes < 1:
-            raise ValueError(f"an intraday interval has at least 1 minute, got {minutes}")
-        return cls(int(minutes))
-
     @property
     def daily(self) -> bool:
         return self.minutes_or_zero == 0
