@@ -2,7 +2,8 @@
 
 Example error: ``session.symbols[2]: 'aa pl' is not a ticker``. See configs/example.json for every key.
 Relative paths (data_root, results_dir) are taken relative to the current directory, where honcho runs.
-Environment overrides: SESSION_DATA_ROOT, SESSION_RESULTS_DIR, and SESSION_ENDPOINT_<NAME> per endpoint.
+Environment overrides: SESSION_DATA_ROOT, SESSION_RESULTS_DIR, SESSION_KEYS_DIR and SESSION_ENDPOINT_<NAME>
+per endpoint.
 """
 from __future__ import annotations
 
@@ -83,6 +84,7 @@ class SessionConfig:
     on_stage_loss: str = "abort"     # abort (exit 1) | wait (for a replacement under the same name)
     max_observers: int = 32
     endpoints: dict = field(default_factory=dict)
+    keys_dir: Path | None = None      # CURVE keys (common/security.py), loaded when an endpoint is tcp
     data_root: Path = Path("data/store")
     results_dir: Path = Path("results")
     calendar: str = "XNYS"
@@ -321,10 +323,27 @@ def _parse_endpoints(value, session_name: str, where: str = "endpoints") -> dict
     for key, addr in out.items():
         if not re.match(r"^(tcp://([^:\[\]]+|\[[0-9A-Fa-f:.]+\]):\d+|ipc://.+|inproc://.+)$", addr):
             raise ConfigError(f"{where}.{key}: {addr!r} is not a tcp://host:port or ipc:// endpoint")
-        if addr.startswith("tcp://") and not is_loopback(addr[6:].rsplit(":", 1)[0]):
-            raise ConfigError(f"{where}.{key}: {addr} is not a loopback address; an endpoint other machines can "
-                              f"reach needs CURVE authentication, which this build does not configure yet")
     return out
+
+
+def _parse_keys_dir(security, endpoints: dict) -> Path:
+    """The CURVE keys folder (every tcp socket authenticates; common/security.py); when an endpoint is tcp
+    it is checked now, so a missing or open key fails at start with the endpoint and the folder named."""
+    from common.security import KeysError, checked_keys_dir, default_keys_dir
+
+    _expect(security, dict, "security", "an object")
+    _only_keys(security, {"keys_dir"}, "security")
+    tcp = [key for key, addr in endpoints.items() if addr.startswith("tcp://")]
+    folder = os.environ.get("SESSION_KEYS_DIR") or security.get("keys_dir")
+    folder = Path(_expect(folder, str, "security.keys_dir", "a folder path")).expanduser() if folder \
+        else default_keys_dir()
+    if not tcp:
+        return folder
+    try:
+        return checked_keys_dir(folder)
+    except KeysError as exc:
+        raise ConfigError(f"endpoints.{tcp[0]}: {endpoints[tcp[0]]} is a tcp endpoint, which needs CURVE "
+                          f"authentication: {exc}") from None
 
 
 def is_loopback(host: str) -> bool:
@@ -356,13 +375,15 @@ def parse_config(obj: dict, path: str = "<config>") -> SessionConfig:
     """Validate a config object; raises ConfigError('<json path>: <problem>')."""
     _expect(obj, dict, "(top level)", "an object")
     _only_keys(obj, {"name", "session", "historical", "indicators", "strategies", "schedule", "stages",
-                     "flow", "endpoints", "data_root", "results_dir", "dump_replica", "description"}, "")
+                     "flow", "endpoints", "security", "data_root", "results_dir", "dump_replica",
+                     "description"}, "")
     if "session" not in obj:
         raise ConfigError("session: required")
     data_root = os.environ.get("SESSION_DATA_ROOT") or _expect(
         obj.get("data_root", "data/store"), str, "data_root", "a folder path")
     results_dir = os.environ.get("SESSION_RESULTS_DIR") or _expect(
         obj.get("results_dir", "results"), str, "results_dir", "a folder path")
+    endpoints = _parse_endpoints(obj.get("endpoints", {}), session_name(obj, path))
     return SessionConfig(
         path=path,
         historical=_parse_historical(obj.get("historical", [])),
@@ -370,7 +391,8 @@ def parse_config(obj: dict, path: str = "<config>") -> SessionConfig:
         strategies=_parse_strategies(obj.get("strategies", [])),
         schedule=_parse_schedule(obj.get("schedule", [])),
         stages=_parse_stages(obj.get("stages", list(STAGE_NAMES))),
-        endpoints=_parse_endpoints(obj.get("endpoints", {}), session_name(obj, path)),
+        endpoints=endpoints,
+        keys_dir=_parse_keys_dir(obj.get("security", {}), endpoints),
         data_root=Path(data_root),
         results_dir=Path(results_dir),
         dump_replica=_expect(obj.get("dump_replica", False), bool, "dump_replica", "true or false"),

@@ -14,8 +14,23 @@ ROOT = Path(__file__).resolve().parents[1]
 MINIMAL = {"session": {"start_date": "2025-07-01", "end_date": "2025-07-07", "symbols": ["AAPL", "MSFT"]}}
 
 
+@pytest.fixture(autouse=True)
+def no_keys(tmp_path, monkeypatch):
+    """No CURVE keys unless a test makes them: the developer's own keys never change an outcome."""
+    monkeypatch.setenv("SESSION_KEYS_DIR", str(tmp_path / "no-keys"))
+
+
+@pytest.fixture
+def keys(tmp_path, monkeypatch):
+    from common.security import generate_keys
+
+    generate_keys(tmp_path / "keys")
+    monkeypatch.setenv("SESSION_KEYS_DIR", str(tmp_path / "keys"))
+    return tmp_path / "keys"
+
+
 @pytest.mark.parametrize("name", ["default.json", "default-slow.json", "example.json"])
-def test_shipped_configs_load(name):
+def test_shipped_configs_load(name, keys):
     config = load_config(ROOT / "configs" / name)
     assert config.mode == "backtest" and config.symbols and "1m" in config.streams
     private = f"ipc://{runtime_root() / config.raw['name']}/"
@@ -68,7 +83,8 @@ def _with(path: str, value):
     ("schedule", [{"at": "12:00", "command": "jump"}], "schedule[0].command"),
     ("stages", ["processor", "router"], "stages[1]: 'router' is not one of"),
     ("flow.window", 0, "flow.window: 0 is out of range"),
-    ("endpoints.coordinator_pub", "tcp://*:5550", "endpoints.coordinator_pub: tcp://*:5550 is not a loopback address"),
+    ("endpoints.coordinator_pub", "tcp://*:5550", "endpoints.coordinator_pub: tcp://*:5550 is a tcp endpoint, "
+                                                  "which needs CURVE authentication"),
     ("endpoints.coordinator_pub", "http://x", "endpoints.coordinator_pub: 'http://x' is not"),
     ("dump_replica", "yes", "dump_replica: expected true or false"),
     ("colour", 1, "colour: unknown key"),
@@ -99,20 +115,40 @@ def test_environment_overrides(monkeypatch):
     assert str(config.data_root) == "/tmp/elsewhere" and config.endpoints["coordinator_pub"] == "ipc:///tmp/x/pub"
 
 
-@pytest.mark.parametrize("host", ["0", "0x0", "00.0.0.0", "0.0.0.0", "*", "192.168.1.5", "eth0", "[::]"])
-def test_endpoints_beyond_loopback_are_refused_in_any_spelling(host):
-    from common.config import ConfigError, parse_config
+TCP_HOSTS = ["0", "0x0", "00.0.0.0", "0.0.0.0", "*", "192.168.1.5", "eth0", "[::]", "127.0.0.1", "localhost",
+             "127.1", "[::1]"]
 
+
+@pytest.mark.parametrize("host", TCP_HOSTS)
+def test_tcp_endpoints_without_keys_are_refused_in_any_spelling(host):
     cfg = {"session": {"start_date": "2025-07-02", "end_date": "2025-07-02", "symbols": ["AAPL"]},
            "endpoints": {"coordinator_pub": f"tcp://{host}:5550"}}
-    with pytest.raises(ConfigError, match="is not a loopback address; an endpoint other machines can reach needs CURVE"):
+    with pytest.raises(ConfigError, match=r"is a tcp endpoint, which needs CURVE authentication: .*no-keys does "
+                                          r"not exist: .*run `ctl keys generate`"):
         parse_config(cfg)
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "127.1", "[::1]"])
-def test_loopback_endpoints_are_accepted(host):
-    from common.config import parse_config
-
+@pytest.mark.parametrize("host", TCP_HOSTS)
+def test_tcp_endpoints_with_keys_are_accepted(host, keys):
     cfg = {"session": {"start_date": "2025-07-02", "end_date": "2025-07-02", "symbols": ["AAPL"]},
            "endpoints": {"coordinator_pub": f"tcp://{host}:5550"}}
-    assert parse_config(cfg).endpoints["coordinator_pub"] == f"tcp://{host}:5550"
+    config = parse_config(cfg)
+    assert config.endpoints["coordinator_pub"] == f"tcp://{host}:5550" and config.keys_dir == keys
+
+
+@pytest.mark.parametrize("host, loopback", [("0", False), ("0x0", False), ("00.0.0.0", False), ("0.0.0.0", False),
+                                            ("*", False), ("192.168.1.5", False), ("eth0", False), ("[::]", False),
+                                            ("127.0.0.1", True), ("localhost", True), ("127.1", True),
+                                            ("[::1]", True), ("0x7f.1", True)])
+def test_loopback_check_resolves_every_spelling(host, loopback):
+    from common.config import is_loopback
+
+    assert is_loopback(host) is loopback
+
+
+def test_open_keys_are_refused(keys):
+    (keys / "client.key_secret").chmod(0o644)
+    cfg = {"session": {"start_date": "2025-07-02", "end_date": "2025-07-02", "symbols": ["AAPL"]},
+           "endpoints": {"coordinator_pub": "tcp://127.0.0.1:5550"}}
+    with pytest.raises(ConfigError, match=r"client.key_secret: a secret key must belong to you and be private"):
+        parse_config(cfg)

@@ -23,6 +23,7 @@ import time
 import zmq
 
 from common.config import SessionConfig
+from common.security import SocketSecurity
 from common.stage.coordinator_link import CoordinatorLink, new_request_id  # noqa: F401  (imported from here)
 from common.stage.handler import StageHandler
 from common.stage.lifecycle import State
@@ -49,10 +50,11 @@ class StageRuntime:
         self.name = name
         self.log = log or logging.getLogger(name)
         self.ctx = zmq.Context.instance()
+        self.security = SocketSecurity.for_endpoints(self.ctx, config.endpoints, config.keys_dir)  # CURVE on tcp
         sources = [COORDINATOR] + [s for s in listen_to if s in config.stages]
-        self.subs = {source: open_sub(self.ctx, config.endpoints[_PUB_ENDPOINT[source]], rcvhwm)
+        self.subs = {source: open_sub(self.security, config.endpoints[_PUB_ENDPOINT[source]], rcvhwm)
                      for source in sources}
-        self.dealer = self.ctx.socket(zmq.DEALER)
+        self.dealer = self.security.client(self.ctx.socket(zmq.DEALER), config.endpoints["coordinator_router"])
         self.dealer.setsockopt(zmq.LINGER, 2000)  # the last ack (flushed) still goes out at exit
         self.dealer.setsockopt(zmq.MAXMSGSIZE, P.MAX_DATA_BYTES)
         self.dealer.connect(config.endpoints["coordinator_router"])
@@ -72,7 +74,8 @@ class StageRuntime:
         pub.setsockopt(zmq.XPUB_VERBOSE, 1)
         pub.setsockopt(zmq.SNDHWM, self.config.pub_hwm)
         pub.setsockopt(zmq.LINGER, 2000)
-        pub.bind(self.config.endpoints[_PUB_ENDPOINT[self.name]])
+        endpoint = self.config.endpoints[_PUB_ENDPOINT[self.name]]
+        self.security.server(pub, endpoint).bind(endpoint)
         return P.Publisher(pub, self.name)
 
     def _send_ack(self, msg: P.Message) -> None:
@@ -174,6 +177,7 @@ class StageRuntime:
             sock.close(0)
         if self.publisher is not None:
             self.publisher.socket.close()
+        self.security.close()
         self.ctx.term()
 
 

@@ -11,6 +11,7 @@ from typing import Iterator
 
 import zmq
 
+from common.security import SocketSecurity
 from common.stage.lifecycle import Lifecycle
 from common.wire import protocol as P
 
@@ -83,8 +84,9 @@ class Subscriptions:
         return f"lost messages from {msg.pub}" if self.lifecycle.resync_on_loss else None
 
 
-def open_sub(ctx: zmq.Context, endpoint: str, rcvhwm: int) -> zmq.Socket:
-    sock = ctx.socket(zmq.SUB)
+def open_sub(security: SocketSecurity, endpoint: str, rcvhwm: int) -> zmq.Socket:
+    """A SUB on `endpoint` taking everything (a CURVE client when it is tcp)."""
+    sock = security.client(security.ctx.socket(zmq.SUB), endpoint)
     sock.setsockopt(zmq.RCVHWM, rcvhwm)
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.MAXMSGSIZE, P.MAX_DATA_BYTES)

@@ -12,6 +12,7 @@ import click
 
 from common.config import StrategyEntry, check_stage_name
 from common.logsetup import log_level_option, set_level_from_option
+from common.security import checked_keys_dir
 from common.stage.runtime import stage_main
 from services.analysis.handler import AnalysisHandler
 
@@ -75,6 +76,7 @@ def main(config_path, name, targets, params, role, connect, hwm, log_level) -> N
     def overrides(config):
         if not connect:
             return config
+        checked_keys_dir(config.keys_dir)  # tcp to another host: CURVE keys needed, checked before start
         return dataclasses.replace(config, endpoints=remote_endpoints(config.endpoints, connect))
 
     sys.exit(stage_main(name, make_handler, config_path, role=role, listen_to=("processor", "quality"),

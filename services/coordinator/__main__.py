@@ -13,10 +13,11 @@ import time
 import click
 import zmq
 
-from common.config import ConfigError, load_config, session_name
+from common.config import ConfigError, is_loopback, load_config, session_name
 from common.data.store import BarStore, StoreError
 from common.domain.calendar import TradingCalendar
 from common.logsetup import log_level_option, set_level_from_option, setup_logging
+from common.security import KeysError, SocketSecurity
 from common.sessions import SessionError, SessionLock
 from common.stage.runtime import ignore_termination
 from common.wire import protocol as P
@@ -52,8 +53,10 @@ def serve(config_path: str) -> int:
     if lock is None:
         return 2
     ctx = zmq.Context.instance()
-    sockets = _bind_sockets(ctx, config, log)
+    security = SocketSecurity.for_endpoints(ctx, config.endpoints, config.keys_dir)
+    sockets = _bind_sockets(security, config, log)
     if sockets is None:
+        security.close()
         return 2
     pub, router = sockets
     publisher = P.Publisher(pub, "coordinator")
@@ -74,8 +77,8 @@ def serve(config_path: str) -> int:
         log.info("%s", line)
     log.info("performance json: %s", json.dumps(report.performance_report(engine)))
     exit_code = record.finish(engine, store.reads)
-    pub.close()
-    router.close()
+    for closable in (pub, router, security):
+        closable.close()
     ctx.term()
     return exit_code
 
@@ -94,18 +97,22 @@ def _session_lock(config, log) -> SessionLock | bool | None:
     return lock
 
 
-def _bind_sockets(ctx, config, log):
-    """(PUB, ROUTER) bound to the config's endpoints, or None (logged) when one cannot be bound."""
-    pub = ctx.socket(zmq.PUB)
+def _bind_sockets(security: SocketSecurity, config, log):
+    """(PUB, ROUTER) bound to the config's endpoints (CURVE servers on tcp), or None (logged) when one
+    cannot be bound."""
+    pub = security.ctx.socket(zmq.PUB)
     pub.setsockopt(zmq.SNDHWM, config.pub_hwm)
     pub.setsockopt(zmq.LINGER, 1000)
-    router = ctx.socket(zmq.ROUTER)
+    router = security.ctx.socket(zmq.ROUTER)
     router.setsockopt(zmq.LINGER, 0)
     router.setsockopt(zmq.MAXMSGSIZE, P.MAX_REQUEST_BYTES)
     try:
-        pub.bind(config.endpoints["coordinator_pub"])
-        router.bind(config.endpoints["coordinator_router"])
-    except zmq.ZMQError as exc:
+        for sock, key in ((pub, "coordinator_pub"), (router, "coordinator_router")):
+            endpoint = config.endpoints[key]
+            security.server(sock, endpoint).bind(endpoint)
+            if endpoint.startswith("tcp://") and not is_loopback(endpoint[6:].rsplit(":", 1)[0]):
+                log.info("%s %s is reachable from other machines: CURVE-authenticated clients only", key, endpoint)
+    except (zmq.ZMQError, KeysError) as exc:
         log.error("cannot bind endpoints %s: %s", config.endpoints, exc)
         return None
     return pub, router

@@ -80,11 +80,7 @@ class SessionEngine:
 
     def __init__(self, config: SessionConfig, calendar: TradingCalendar, store: BarStore, publish,
                  clock=time.monotonic, run_id: str | None = None):
-        self.config = config
-        self.calendar = calendar
-        self.store = store
-        self._send = publish
-        self.clock = clock
+        self.config, self.calendar, self.store, self._send, self.clock = config, calendar, store, publish, clock
         self.sessions = calendar.sessions(config.start_date, config.end_date)
         if not self.sessions:
             raise ConfigError(f"session: no trading session between {config.start_date} and {config.end_date}")
@@ -108,6 +104,7 @@ class SessionEngine:
         self.pacer = Pacer(config.clock_speed, clock)
         self.figures = report.RunFigures()
         self.day_index = -1
+        self.sessions_ended = 0  # sessions run to their close (day_index + 1 counts one that failed to load)
         self.global_step = 0
         self.clock_ns = 0
         self.step_row = 0
@@ -273,6 +270,7 @@ class SessionEngine:
         self.publish(P.Message(P.SESSION_END, {"date": day.isoformat(), "steps": self.step_row},
                                step=self.global_step, clock=self.clock_ns))
         log.info("session %s ended: %d steps, clock %s", day, self.step_row, fmt_exchange(self.clock_ns))
+        self.sessions_ended += 1
         if self.day_index + 1 < len(self.sessions):
             self._begin_session(self.day_index + 1)
         else:

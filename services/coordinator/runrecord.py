@@ -44,7 +44,8 @@ class RunRecord:
         status = runs.status_for(reason)
         self.manifest.update(
             ended_at=_now(), status=status.value, exit_reason=detail or reason, exit_code=runs.exit_code_for(reason),
-            sessions_run=engine.day_index + 1, sessions_planned=len(engine.sessions),
+            sessions_run=engine.sessions_ended, sessions_started=engine.day_index + 1,
+            sessions_planned=len(engine.sessions),
             performance=report.performance_report(engine), data_files=dict(sorted(reads.items())),
             data_fingerprint=runs.data_fingerprint(reads),
             stages={s.name: {"role": s.role, "flushed": s.flushed} for s in engine.stages},

@@ -14,10 +14,12 @@ import click
 import zmq
 
 from common.config import DEFAULT_ENDPOINTS, ConfigError, load_config
+from common.security import KeysError, SocketSecurity
 from common.sessions import ipc_endpoints, running_sessions
 from common.stage.runtime import new_request_id
 from common.wire import protocol as P
 from services.ctl.data import CONFIG_DATA_ROOT_KEY, calendar_group, data_group
+from services.ctl.keys import keys_group
 from services.ctl.runs import CONFIG_RESULTS_KEY, runs_cmd
 
 ATTEMPT_TIMEOUT_MS = 900
@@ -29,13 +31,17 @@ class CoordinatorUnavailable(click.ClickException):
 
 
 def request(endpoint: str, name: str, args: dict | None = None, timeout_ms: int = ATTEMPT_TIMEOUT_MS,
-            attempts: int = ATTEMPTS) -> dict:
-    """Send one command; retry with the same request id so the coordinator never applies it twice."""
+            attempts: int = ATTEMPTS, keys_dir: Path | None = None) -> dict:
+    """Send one command; retry with the same request id so the coordinator never applies it twice.
+    A tcp endpoint is reached as a CURVE client with the keys in `keys_dir` (common/security.py)."""
     request_id = new_request_id()
     payload = P.encode(P.Message(P.COMMAND, {"name": name, "args": args or {}, "request_id": request_id}))
-    ctx = zmq.Context.instance()
+    try:
+        security = SocketSecurity.for_endpoints(zmq.Context.instance(), {"command": endpoint}, keys_dir)
+    except KeysError as exc:
+        raise click.ClickException(f"{endpoint}: {exc}") from None
     for _ in range(attempts):
-        sock = ctx.socket(zmq.REQ)
+        sock = security.client(security.ctx.socket(zmq.REQ), endpoint)
         sock.setsockopt(zmq.LINGER, 0)
         sock.connect(endpoint)
         try:
@@ -70,7 +76,8 @@ def _endpoint(ctx: click.Context) -> str:
 
 
 def _call(name: str, args: dict | None = None) -> dict:
-    reply = request(_endpoint(click.get_current_context()), name, args)
+    ctx = click.get_current_context()
+    reply = request(_endpoint(ctx), name, args, keys_dir=(ctx.find_root().obj or {}).get("keys_dir"))
     if not reply.get("ok"):
         raise click.ClickException(reply.get("error", "command failed"))
     return reply
@@ -84,10 +91,14 @@ def _echo_json(value) -> None:
 @click.option("--config", default=None, help="Session config to read endpoints from (default configs/default.json).")
 @click.option("--endpoint", default=None, help="Coordinator command endpoint, e.g. tcp://127.0.0.1:5551.")
 @click.option("--session", default=None, help="The running session to drive, by name (default: the only one).")
+@click.option("--keys", "keys_dir", default=None, type=click.Path(path_type=Path),
+              help="CURVE keys folder for a tcp endpoint (default: the config's, $SESSION_KEYS_DIR, "
+                   "~/.config/session-engine/keys).")
 @click.pass_context
-def cli(ctx: click.Context, config: str | None, endpoint: str | None, session: str | None) -> None:
+def cli(ctx: click.Context, config: str | None, endpoint: str | None, session: str | None,
+        keys_dir: Path | None) -> None:
     """Drive a running session engine and manage its data."""
-    ctx.obj = {"config": config, "endpoint": endpoint}
+    ctx.obj = {"config": config, "endpoint": endpoint, "keys_dir": keys_dir}
     if session is not None and endpoint is None:
         if session not in running_sessions():
             raise click.ClickException(f"no session named {session!r} is running "
@@ -99,6 +110,7 @@ def cli(ctx: click.Context, config: str | None, endpoint: str | None, session: s
         except ConfigError as exc:
             raise click.ClickException(str(exc)) from None
         ctx.obj["endpoint"] = ctx.obj["endpoint"] or loaded.endpoints["coordinator_router"]
+        ctx.obj["keys_dir"] = ctx.obj["keys_dir"] or loaded.keys_dir
         ctx.meta[CONFIG_DATA_ROOT_KEY] = str(loaded.data_root)
         ctx.meta[CONFIG_RESULTS_KEY] = str(loaded.results_dir)
 
@@ -106,6 +118,7 @@ def cli(ctx: click.Context, config: str | None, endpoint: str | None, session: s
 cli.add_command(data_group, "data")
 cli.add_command(calendar_group, "calendar")
 cli.add_command(runs_cmd, "runs")
+cli.add_command(keys_group, "keys")
 
 
 @cli.command()
