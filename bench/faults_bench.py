@@ -31,12 +31,12 @@ MODULES = ("coordinator", "processor", "quality", "analysis")
 FLOW = {"window": 4, "ack_timeout_s": 1.0, "heartbeat_s": 0.2, "lost_after_s": 2.0, "on_stage_loss": "wait"}
 
 
-def config(tmp: Path, store: BarStore) -> Path:
+def config(tmp: Path, store: BarStore, on_loss: str = "wait") -> Path:
     ipc = tmp / "ipc"
     ipc.mkdir()
     cfg = {"session": {"start_date": "2025-07-02", "end_date": "2025-07-02", "symbols": ["AAPL", "MSFT"],
                        "clock": {"speed": 1500}},
-           "flow": FLOW, "data_root": str(store.root), "results_dir": str(tmp / "results"),
+           "flow": {**FLOW, "on_stage_loss": on_loss}, "data_root": str(store.root), "results_dir": str(tmp / "results"),
            "endpoints": {n: f"ipc://{ipc}/{n}" for n in ("coordinator_pub", "coordinator_router", "processor_pub",
                                                          "quality_pub")}}
     path = tmp / "config.json"
@@ -76,6 +76,21 @@ def crash_and_rejoin(tmp: Path, store: BarStore, victim: str) -> dict:
     codes = {name: p.wait(timeout=300) for name, p in procs.items() if name != victim}
     return {"stage": victim, "detect_s": round(detect_s, 2), "rejoin_s": round(rejoin_s, 2),
             "exit_codes": sorted(set(codes.values()))}
+
+
+def crash_and_abort(tmp: Path, store: BarStore, victim: str) -> dict:
+    """With `on_stage_loss: abort`: kill -9 to the coordinator's exit, and every exit code."""
+    path = config(tmp, store, on_loss="abort")
+    endpoint = json.loads(path.read_text())["endpoints"]["coordinator_router"]
+    procs = {name: start(path, name) for name in MODULES}
+    until(endpoint, lambda s: s["session_step"] > 20)
+    killed = time.monotonic()
+    procs[victim].send_signal(signal.SIGKILL)
+    code = procs["coordinator"].wait(timeout=60)
+    exit_s = time.monotonic() - killed
+    codes = {name: p.wait(timeout=60) for name, p in procs.items()}
+    return {"stage": victim, "on_stage_loss": "abort", "coordinator_exit": code, "kill_to_exit_s": round(exit_s, 2),
+            "exit_codes": codes}
 
 
 def rss_mb(pid: int) -> float:
@@ -120,6 +135,8 @@ def main() -> None:
             folder = Path(tmp) / victim
             folder.mkdir()
             print(json.dumps(crash_and_rejoin(folder, store, victim)))
+            (folder / "abort").mkdir()
+            print(json.dumps(crash_and_abort(folder / "abort", store, victim)))
         folder = Path(tmp) / "flood"
         folder.mkdir()
         print(json.dumps(flood(folder, store)))

@@ -37,12 +37,12 @@ def test_observer_attached_mid_session_ends_with_identical_replica(tmp_path, sam
     pipe = Pipeline(tmp_path, config)
     try:
         _wait_for_status(config, lambda s: s["session_step"] >= 60 and "RIVN" in s["symbols"])
+        # both join during an operator pause: mid-session on any machine, however loaded
+        assert ctl(config, "pause").returncode == 0
         _late(pipe, "late", "--observer")
         # an observer never acks steps, yet its alive acks show it as live (not "last ack 30 s ago")
         seen = _wait_for_status(config, lambda s: "late" in s["stages"] and s["stages"]["late"]["live"])
         assert seen["stages"]["late"]["last_seen_age_s"] < 2.0
-        # the participant joins during an operator pause: mid-session on any machine, however loaded
-        assert ctl(config, "pause").returncode == 0
         _late(pipe, "latepart", "--participant")
         _wait_for_status(config, lambda s: "latepart" in s["stages"])
         assert ctl(config, "resume").returncode == 0

@@ -395,6 +395,30 @@ def test_a_plain_stage_waits_for_an_answer_however_long():
     assert stage.state is State.LIVE and stage.handler.handled == []
 
 
+def test_the_end_of_a_run_whose_upstream_was_lost_drops_what_waits_for_it_and_flushes(caplog):
+    stage = Stage(sources=("coordinator", "processor"))
+    stage.connect()
+    stage.coord(P.STEP, 1, step=1)
+    stage.answer("processor", 1, ref=1)
+    stage.coord(P.STEP, 2, step=2)  # its answer never comes: the processor died
+    stage.coord(P.STEP, 3, step=3)
+    stage.coord(P.BACKTEST_END, 4, step=3, reason="error", lost=["processor"])
+    stage.machine.process()
+    assert [seq for _, seq, _ in stage.handler.handled] == [1, 4]  # step 1 had its answer
+    assert stage.state is State.FLUSHED and stage.acked() == [("step", 1), ("flushed", 0)]
+    assert "processor lost: 2 message(s) missing its answers dropped at the end of the run" in caplog.text
+
+
+def test_a_lost_stage_this_one_does_not_listen_to_changes_nothing():
+    stage = Stage(sources=("coordinator", "processor"))
+    stage.connect()
+    stage.coord(P.STEP, 1, step=1)
+    stage.coord(P.BACKTEST_END, 2, step=1, reason="error", lost=["quality"])
+    stage.answer("processor", 1, ref=1)
+    stage.machine.process()
+    assert [seq for _, seq, _ in stage.handler.handled] == [1, 2]
+
+
 def test_a_resync_abandons_the_snapshot_being_collected():
     stage = Stage(role="observer", snapshot_join=True, sources=ALL)
     stage.connect()

@@ -44,6 +44,8 @@ class AnswerJoiner:
         self.waiting_for: tuple[str, int] | None = None
         self.waiting_since: float | None = None
         self.handled_seq = 0  # coordinator messages up to this seq were released (or covered by a snapshot)
+        self.given_up: set[str] = set()
+        self.dropped = 0
 
     def __len__(self) -> int:
         return len(self.queue)
@@ -53,6 +55,11 @@ class AnswerJoiner:
 
     def add_coordinator(self, msg: P.Message) -> None:
         self.queue.append(msg)
+
+    def give_up_on(self, stages: set[str]) -> None:
+        """These stages were lost and the run is over: a held message missing one of their answers is
+        dropped (counted in `dropped`) instead of waited for; messages whose answers are in still go out."""
+        self.given_up |= stages & set(self.listen_to)
 
     def add_answer(self, stage: str, msg: P.Message) -> None:
         """An answer without an integer ref answers nothing and is dropped."""
@@ -69,6 +76,10 @@ class AnswerJoiner:
         for stage in self.listen_to:
             if msg.type in P.ANSWERS[stage]:
                 answer = self.answers[stage].get(msg.seq)
+                if answer is None and stage in self.given_up:
+                    self.queue.popleft()
+                    self.dropped += 1
+                    return self.next_ready(now)
                 if answer is None:
                     return self._waiting(stage, msg.seq, now)
                 needed[stage] = answer

@@ -83,6 +83,8 @@ class StageMachine:
         if not intake.keep:
             return
         if source == COORDINATOR:
+            if msg.type == P.BACKTEST_END and msg.body.get("lost"):  # their answers will never come
+                self.joiner.give_up_on(set(msg.body["lost"]))
             self.joiner.add_coordinator(msg)
         else:
             self.joiner.add_answer(source, msg)
@@ -189,6 +191,9 @@ class StageMachine:
         if self.role == "participant":
             self.acks.handled(msg, busy_ns)
         if msg.type == P.BACKTEST_END:
+            if self.joiner.dropped:
+                self.log.warning("%s lost: %d message(s) missing its answers dropped at the end of the run",
+                                 ", ".join(sorted(self.joiner.given_up)), self.joiner.dropped)
             self.end_reason = str(msg.body.get("reason", "error"))
             self.flush(final=self._done_after_end())
 

@@ -284,7 +284,8 @@ class SessionEngine:
         self.figures.end_wall = self.clock()  # every step acked (or stopped): the run phase ends here
         self.publish(P.Message(P.BACKTEST_END, {"sessions": self.day_index + 1, "reason": reason,
                                                 "detail": self.end_detail or "", "run_id": self.run_id,
-                                                "report": report.performance_report(self)},
+                                                "report": report.performance_report(self),
+                                                "lost": [s.name for s in self.stages.lost()]},
                                step=self.global_step, clock=self.clock_ns))
         log.info("backtest %s after %d session(s); waiting for stages to flush", reason, self.day_index + 1)
 

@@ -133,8 +133,12 @@ class StageRegistry:
         """Every participant has taken in the catch-up snapshots up to `snapshot_id` (acks are cumulative)."""
         return all(s.snapshot_ack >= snapshot_id for s in self.participants())
 
+    def lost(self) -> list[StageInfo]:
+        return [s for s in self.participants() if s.lost_step is not None]
+
     def all_flushed(self) -> bool:
-        return all(s.flushed for s in self.participants())
+        """Every participant that is still alive flushed (a lost one never will: not waited for)."""
+        return all(s.flushed for s in self.participants() if s.lost_step is None)
 
     def count_waited_on(self, step: int) -> None:
         """Once per step held back by the window: charge the stage with the oldest ack."""
