@@ -25,6 +25,7 @@ from common.wire.payloads import (
     BarBatch,
     DerivedPayload,
     IndicatorBlock,
+    StepBatchPayload,
     slot_positions,
 )
 
@@ -132,6 +133,9 @@ class DerivedAnswers:
             self._start_session(msg)
         elif msg.type == P.STEP:
             return self._on_step(msg)
+        elif msg.type == P.STEPS:
+            batch = msg.payload
+            return StepBatchPayload(P.DERIVED, batch.steps, batch.clocks, [self._on_step(m) for m in P.split_batch(msg)])
         elif msg.type == P.HISTORY:
             return self._on_history(msg)
         elif msg.type == P.PREPARE:

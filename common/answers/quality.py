@@ -20,6 +20,7 @@ from common.wire.payloads import (
     QualityColumns,
     QualityPayload,
     QualityTablePayload,
+    StepBatchPayload,
 )
 
 
@@ -43,9 +44,10 @@ class QualityAnswers:
                 tracker.start_session(body["open_ns"], body["close_ns"])
                 self.trackers[interval] = tracker
         elif msg.type == P.STEP:
-            slots = msg.payload.batch.slots.astype(np.int64)
-            changed = [tracker.on_step(msg.clock, slots) for tracker in self.trackers.values()]
-            return self._changes(np.unique(np.concatenate(changed)) if changed else np.empty(0, np.int64))
+            return self._on_step(msg)
+        elif msg.type == P.STEPS:
+            batch = msg.payload
+            return StepBatchPayload(P.QUALITY, batch.steps, batch.clocks, [self._on_step(m) for m in P.split_batch(msg)])
         elif msg.type == P.HISTORY:
             return QualityTablePayload(self._history_table(msg), "history")
         elif msg.type == P.CATCHUP_SNAPSHOT:
@@ -58,6 +60,11 @@ class QualityAnswers:
             active = [self.replica.slot_of[s] for s in sorted(self.replica.active)]
             return QualityTablePayload(self._table(active, with_gaps=True), "session_end")
         return None
+
+    def _on_step(self, msg: P.Message) -> QualityPayload:
+        slots = msg.payload.batch.slots.astype(np.int64)
+        changed = [tracker.on_step(msg.clock, slots) for tracker in self.trackers.values()]
+        return self._changes(np.unique(np.concatenate(changed)) if changed else np.empty(0, np.int64))
 
     def _on_catchup(self, msg: P.Message) -> QualityTablePayload:
         slot = msg.body["slot"]

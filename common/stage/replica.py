@@ -267,6 +267,11 @@ def apply_coordinator_message(replica: SessionReplica, msg) -> None:
         replica.append_bars("1m", payload.batch.slots, payload.batch.bars)
         replica.clock_ns = msg.clock
         replica.steps += 1
+    elif msg.type == P.STEPS:  # every step of the batch in one write (the grid row comes from the bar's ts)
+        parts = [part.batch for part in payload.parts]
+        replica.append_bars("1m", np.concatenate([b.slots for b in parts]), Bars.concat([b.bars for b in parts]))
+        replica.clock_ns = msg.clock
+        replica.steps += len(parts)
     elif msg.type == P.CATCHUP_SNAPSHOT:
         slot = replica.add_symbol(body["symbol"], dynamic=True)
         if slot != body["slot"]:

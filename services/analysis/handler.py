@@ -103,6 +103,8 @@ class AnalysisHandler:
         return (self.replica.close_ns - self.replica.open_ns) // NS_PER_MIN
     # ---- message handling ----------------------------------------------------------------------
     def handle(self, msg: P.Message, answers: dict) -> list:
+        if msg.type == P.STEPS:
+            return self._handle_batch(msg, answers)
         apply_coordinator_message(self.replica, msg)
         derived = answers.get("processor")
         if derived is not None:
@@ -135,6 +137,18 @@ class AnalysisHandler:
         elif kind == P.BACKTEST_END:
             self._take_run_id(msg.body.get("run_id"))  # a run aborted before its first session
             self._call_all("on_stop")
+        return []
+
+    def _handle_batch(self, msg: P.Message, answers: dict) -> list:
+        """A STEPS batch, one step at a time: the replica and every callback as if each step came alone."""
+        steps = P.split_batch(msg)
+        upstream = {stage: P.split_batch(answer) for stage, answer in answers.items()}
+        for stage, parts in upstream.items():
+            if [m.step for m in parts] != [m.step for m in steps]:
+                raise P.ProtocolError(f"{stage} answered steps {[m.step for m in parts]} to STEPS of "
+                                      f"{[m.step for m in steps]}")
+        for i, step in enumerate(steps):
+            self.handle(step, {stage: parts[i] for stage, parts in upstream.items()})
         return []
 
     def _on_step(self, msg: P.Message, derived: P.Message | None) -> None:

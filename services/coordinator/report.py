@@ -22,6 +22,7 @@ class RunFigures:
     end_wall: float | None = None
     bars: int = 0
     steps: int = 0
+    batches: int = 0  # STEPS messages (several steps each)
 
 
 def status(engine: SessionEngine) -> dict:
@@ -116,7 +117,7 @@ def performance_report(engine: SessionEngine) -> dict:
             "busy_us": {"min": float(busy.min()), "mean": float(busy.mean()), "max": float(busy.max())}
             if len(busy) else None,
         }
-    return {"steps": figures.steps, "bars": figures.bars,
+    return {"steps": figures.steps, "bars": figures.bars, "step_batches": figures.batches,
             "first_step_monotonic": figures.first_step_wall,
             "wall_s": round(wall, 4) if wall else None,
             "bars_per_s": round(figures.bars / wall, 1) if wall else None,

@@ -126,6 +126,13 @@ class StageRegistry:
             return True
         return step - min(s.last_step_ack for s in parts) < self.flow_window
 
+    def credits(self, step: int) -> int:
+        """How many more steps may go out now (the window's free places)."""
+        parts = self.participants()
+        if not parts:
+            return self.flow_window
+        return max(0, self.flow_window - (step - min(s.last_step_ack for s in parts)))
+
     def all_acked(self, step: int) -> bool:
         return all(s.last_step_ack >= step for s in self.participants())
 
