@@ -366,25 +366,35 @@ class StepBatchPayload:
         if not (isinstance(bodies, list) and isinstance(lengths, list)
                 and len(steps) == len(clocks) == len(bodies) == len(lengths) >= 1):
             raise ProtocolError("steps, clocks, bodies and lengths must be lists of one length (at least 1)")
-        offsets = dict.fromkeys(names, 0)
+        table = _lengths_table(lengths, len(names))
+        ends = np.cumsum(np.maximum(table, 0), axis=0)
+        columns = [_array(arrays, n) for n in names]
+        if set(arrays) != set(names) or any(int(e) != len(c) for e, c in zip(ends[-1], columns)):
+            raise ProtocolError("array lengths do not add up to the parts' lengths")
+        starts = (ends - np.maximum(table, 0)).tolist()
+        present, ends = (table >= 0).tolist(), ends.tolist()
         parts = []
-        for part_body, row in zip(bodies, lengths):
-            if not isinstance(part_body, dict) or not isinstance(row, list) or len(row) != len(names):
-                raise ProtocolError("every part needs a body map and one length per array name")
-            part_arrays = {}
-            for name, length in zip(names, row):
-                if not isinstance(length, int) or isinstance(length, bool) or length < -1:
-                    raise ProtocolError(f"length of {name!r} must be an integer >= -1")
-                if length >= 0:
-                    part_arrays[name] = _array(arrays, name)[offsets[name]:offsets[name] + length]
-                    offsets[name] += length
+        for i, part_body in enumerate(bodies):
+            if not isinstance(part_body, dict):
+                raise ProtocolError(f"part {i}: body is not a map")
+            part_arrays = {n: c[lo:hi] for n, c, lo, hi, has in zip(names, columns, starts[i], ends[i], present[i]) if has}
             try:
                 parts.append(part_class.decode(part_body, part_arrays))
             except (KeyError, TypeError, ValueError) as exc:  # a part body lacking what its type needs
-                raise ProtocolError(f"part {len(parts)}: {exc!r}") from None
-        if any(offsets[n] != len(_array(arrays, n)) for n in names) or set(arrays) != set(names):
-            raise ProtocolError("array lengths do not add up to the parts' lengths")
+                raise ProtocolError(f"part {i}: {exc!r}") from None
         return cls(body["part"], steps, clocks, parts)
+
+
+def _lengths_table(lengths: list, n_names: int) -> np.ndarray:
+    """body 'lengths' as an int64 (parts x names) table; a ProtocolError unless every entry is an int >= -1."""
+    if not all(isinstance(row, list) and len(row) == n_names for row in lengths):
+        raise ProtocolError("every part needs one length per array name")
+    if not all(isinstance(v, int) and not isinstance(v, bool) for row in lengths for v in row):
+        raise ProtocolError("lengths must be integers")
+    table = np.array(lengths, dtype=np.int64).reshape(len(lengths), n_names)
+    if (table < -1).any():
+        raise ProtocolError("a length is below -1")
+    return table
 
 
 _BATCH_PARTS = {"STEP": StepPayload, "DERIVED": DerivedPayload, "QUALITY": QualityPayload}
