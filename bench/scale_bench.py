@@ -11,7 +11,7 @@ days) over 2024-07-01..2025-07-03 on 10 generated symbols (generated once into -
 strategy; the last of the symbols is not configured but added at --add-at (the add-symbol catch-up at
 the full universe). Prints one JSON line: bars/s of the run phase (first step published -> last step
 acked), start-up (launch -> first step), peak RSS per process (VmHWM), the catch-up pause, and wall time.
-`--project` runs another checkout (before/after in one interleaved session) with this Python.
+$BENCH_LOGDIR keeps every process's log. `--project` runs another checkout (before/after in one interleaved session) with this Python.
 """
 from __future__ import annotations
 
@@ -81,6 +81,10 @@ def run_session(cfg: dict, tmp: Path, project: Path, extra_path: str = "") -> di
     logs = {n: p.communicate(timeout=1800)[0] for n, p in procs.items()}
     wall = time.monotonic() - launched
     rss.thread.join()
+    if os.environ.get("BENCH_LOGDIR"):  # keep every process's whole log
+        os.makedirs(os.environ["BENCH_LOGDIR"], exist_ok=True)
+        for n, text in logs.items():
+            Path(os.environ["BENCH_LOGDIR"], f"{n}.log").write_text(text)
     match = re.search(r"performance json: (\{.*\})", logs["coordinator"])
     if not match or any(p.returncode for p in procs.values()):
         sys.exit("run failed:\n" + "\n".join(f"--- {n} (exit {procs[n].returncode})\n{text[-4000:]}"

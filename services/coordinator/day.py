@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -144,9 +145,25 @@ class DayLoader:
     def __init__(self, store: BarStore, missing_data: str):
         self.store = store
         self.missing_data = missing_data
+        self.ahead: tuple[tuple, Future] | None = None  # a load started in the background, and its arguments
+
+    def load_ahead(self, day: dt.date, open_ns: int, close_ns: int, symbols: list[str]) -> None:
+        """Start loading a session in a background thread (the first one, while the stages start up: a
+        whole market's 5,000 files then cost no start-up time of their own); `load` takes it over."""
+        pool = ThreadPoolExecutor(1, thread_name_prefix="load-ahead")
+        self.ahead = ((day, open_ns, close_ns, tuple(symbols)), pool.submit(self._read, day, open_ns, close_ns, symbols))
+        pool.shutdown(wait=False)
 
     def load(self, day: dt.date, open_ns: int, close_ns: int, symbols: list[str]) -> tuple[SessionDay, int]:
         """(the session's table and bars, extended-hours bars dropped)."""
+        ahead, self.ahead = self.ahead, None
+        if ahead is not None and ahead[0] == (day, open_ns, close_ns, tuple(symbols)):
+            return ahead[1].result()  # raises what the background load raised
+        if ahead is not None:
+            ahead[1].cancel()
+        return self._read(day, open_ns, close_ns, symbols)
+
+    def _read(self, day: dt.date, open_ns: int, close_ns: int, symbols: list[str]) -> tuple[SessionDay, int]:
         per_slot, kept, dropped_total = [], [], 0
         for symbol, (bars, dropped) in zip(symbols, self.store.read_sessions(symbols, day, open_ns, close_ns)):
             dropped_total += dropped

@@ -116,6 +116,8 @@ class SessionEngine:
         self.journal: list[list] = []  # frames of every message since the current SESSION_START
         self.journal_seq = 0
         self.pending = PendingOps.from_schedule(config.schedule, self.sessions)
+        open_ns, close_ns = calendar.open_close_ns(self.sessions[0])
+        self.loader.load_ahead(self.sessions[0], open_ns, close_ns, self.base_symbols)
 
     # ---- publishing ----------------------------------------------------------------------------
     def publish(self, msg: P.Message) -> None:
