@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from common import progress
 from common.domain.aggregate import WindowAggregator, aggregate_sessions
 from common.domain.bars import Bars
 from common.domain.interval import DAILY, Interval
@@ -73,6 +74,7 @@ class IndicatorSet:
         current_session = -1
         all_slots = np.unique(slots)
         for lo, hi in zip(starts, ends):
+            progress.tick()
             if session_of[lo] != current_session:
                 current_session = session_of[lo]
                 for ind in inds:
@@ -190,6 +192,7 @@ class DerivedAnswers:
         for interval in self.history_intervals:
             parts = []
             for slot, index in per_slot.items():
+                progress.tick()
                 derived, counts = aggregate_sessions(batch.bars.take(index), opens, closes, interval.minutes)
                 parts.append(BarBatch.of_slot(slot, derived, np.asarray(counts, np.int64)))
             out[interval.name] = _concat_batches(parts)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from common import progress
 from common.domain.interval import BASE, Interval
 from common.domain.quality import QualityTracker, historical_quality
 from common.domain.timeconv import fmt_exchange
@@ -103,6 +104,7 @@ class QualityAnswers:
             completeness = tracker.completeness(index).tolist() if interval.minutes > 1 else None
             expected = int(tracker.expected)
             for i, slot in enumerate(slots):
+                progress.tick()
                 entry = {"pct": pct[i], "present": present[i], "expected": expected, "gaps": gaps[i]}
                 if completeness is not None:
                     entry["completeness"] = completeness[i]
@@ -118,6 +120,7 @@ class QualityAnswers:
         sessions = body.get("sessions", [])
         out = {}
         for slot, part in history.per_slot().items():
+            progress.tick()
             rows = []
             for date, open_ns, close_ns in sessions:
                 present, expected, pct = historical_quality(part.bars.between(open_ns, close_ns).ts, open_ns, close_ns)

@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from common import progress
 from common.domain.bars import FIELDS, Bars
 from common.domain.timeconv import EXCHANGE_TZ, NS_PER_SEC, parse_date
 
@@ -271,7 +272,11 @@ class BarStore:
     def read_sessions(self, symbols: list[str], day: dt.date | str, open_ns: int, close_ns: int
                       ) -> list[tuple[Bars, int]]:
         """read_session for many symbols, in their order (≈ 0.3 ms per symbol-day)."""
-        return [self.read_session(s, day, open_ns, close_ns) for s in symbols]
+        out = []
+        for symbol in symbols:
+            out.append(self.read_session(symbol, day, open_ns, close_ns))
+            progress.tick()  # a whole market is thousands of files
+        return out
 
     def read_range(self, symbol: str, start: dt.date | str, end: dt.date | str,
                    interval: str = "1m") -> Bars:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common import progress
 from common.answers.derived import DerivedAnswers, IndicatorSet
 from common.answers.quality import QualityAnswers
 from common.domain.timeconv import NS_PER_MIN, fmt_exchange
@@ -88,6 +89,7 @@ class AnalysisHandler:
         self.silent = True
         try:
             for msg in messages:
+                progress.tick()
                 answers = {}
                 for stage, answerer in local.items():
                     payload = answerer.answer(msg)

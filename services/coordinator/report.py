@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     from services.coordinator.engine import SessionEngine
 
 
+STATUS_SYMBOLS = 20  # symbols named in a status; more are counted
+
+
 @dataclass
 class RunFigures:
     """Throughput of the run, from its first step to BACKTEST_END (monotonic seconds)."""
@@ -40,7 +43,9 @@ def status(engine: SessionEngine) -> dict:
         "day": engine.day_index + 1, "n_days": len(engine.sessions),
         "speed": engine.pacer.speed or "max", "operator_paused": engine.operator_paused,
         "catchup": engine.catchup.active,
-        "symbols": engine.session.active_symbols(),
+        # a whole market stays one screen: the first STATUS_SYMBOLS symbols and the count (`ctl session` has all)
+        "symbols": engine.session.active_symbols()[:STATUS_SYMBOLS],
+        "n_symbols": int(engine.session.active.sum()),
         "steps_done": engine.global_step, "session_step": engine.step_row,
         "window": engine.config.flow_window,
         "stages": {s.name: {"role": s.role, "last_ack_step": s.last_step_ack,

@@ -97,8 +97,8 @@ class StageRegistry:
         now = self.clock()
         info.last_seen_wall = now
         kind, ref = body["kind"], body["ref"]
-        if kind == "alive":  # seen, but no progress: stall detection goes by the other acks
-            return
+        if kind == "alive" and not body.get("busy"):  # seen, no progress: stall detection goes by the others
+            return  # (an `alive` marked busy is a progress signal from inside a long computation: not stalled)
         if info.stalled:
             log.info("stage %s acknowledges again after a stall", info.name)
             info.stalled = False

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from common.answers.quality import QualityAnswers
+from common.logsetup import PER_SYMBOL_LINES_UP_TO
 from common.stage.handler import AnswerOnly
 from common.wire import protocol as P
 
 _ANSWER = {P.STEP: P.QUALITY, P.STEPS: P.QUALITY_STEPS}  # every other answer is a QUALITY_SNAPSHOT
-PER_SYMBOL_LINES_UP_TO = 20  # more symbols than this: one summary line per session
 
 
 class QualityHandler(AnswerOnly):
