@@ -32,6 +32,7 @@ class StageInfo:
     last_seen_wall: float = 0.0  # any ack, `alive` included: the process is there
     lost_step: int | None = None  # the step at which it was declared lost (not seen for lost_after_s)
     peer: bytes | None = None     # the ROUTER identity of the connection that registered it: acks must come on it
+    owing_since: float = 0.0      # when it last began to owe a step ack (it had acked everything before)
 
 
 class StageRegistry:
@@ -179,12 +180,19 @@ class StageRegistry:
                 lost.append(info)
         return lost
 
+    def owing_from(self, step: int, now: float) -> None:
+        """Steps after `step` are about to go out: a participant that has acked everything up to it starts
+        owing now (an idle stage is not stalled because the coordinator spent long loading a session)."""
+        for info in self.participants():
+            if info.last_step_ack >= step:
+                info.owing_since = now
+
     def stall_check(self, now: float, step: int, awaiting_snapshot: int | None) -> None:
         """Flag (and log once) each participant that owes an ack and has been silent for `ack_timeout_s`."""
         for info in self.participants():
             behind = step > info.last_step_ack or (
                 awaiting_snapshot is not None and info.snapshot_ack < awaiting_snapshot)
-            if behind and not info.stalled and now - info.last_ack_wall > self.ack_timeout_s:
+            if behind and not info.stalled and now - max(info.last_ack_wall, info.owing_since) > self.ack_timeout_s:
                 info.stalled = True
                 log.error("stage %s has not acknowledged for %.1f s (last ack step %d, published %d)",
                           info.name, now - info.last_ack_wall, info.last_step_ack, step)

@@ -44,6 +44,7 @@ class StepPublisher:
         engine = self.engine
         if engine.figures.first_step_wall is None:
             engine.figures.first_step_wall = now
+        engine.stages.owing_from(engine.global_step, engine.clock())
         steps = []
         for _ in range(n):
             slots, bars = engine.session.step(engine.step_row)
