@@ -16,6 +16,7 @@ $BENCH_LOGDIR keeps every process's log. `--project` runs another checkout (befo
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import re
@@ -73,14 +74,19 @@ def run_session(cfg: dict, tmp: Path, project: Path, extra_path: str = "") -> di
     path = tmp / "bench.json"
     path.write_text(json.dumps(cfg))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (extra_path, str(project)) if p)}
+    # logs go to files: a pipe that nobody reads while another process is waited for fills up and blocks
+    # its writer (a year of per-symbol quality lines is more than a pipe holds)
+    files = {n: open(tmp / f"{n}.log", "w+") for n in PROCESSES}
     launched = time.monotonic()
     procs = {n: subprocess.Popen([sys.executable, "-m", f"services.{n}", "--config", str(path)], cwd=project,
-                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                 env=env, stdout=files[n], stderr=subprocess.STDOUT, text=True)
              for n in PROCESSES}
     rss = PeakRss(procs)
-    logs = {n: p.communicate(timeout=1800)[0] for n, p in procs.items()}
+    for p in procs.values():
+        p.wait(timeout=3600)
     wall = time.monotonic() - launched
     rss.thread.join()
+    logs = {n: (tmp / f"{n}.log").read_text() for n in PROCESSES}
     if os.environ.get("BENCH_LOGDIR"):  # keep every process's whole log
         os.makedirs(os.environ["BENCH_LOGDIR"], exist_ok=True)
         for n, text in logs.items():
@@ -107,7 +113,7 @@ def year(args) -> dict:
 
     symbols = [f"Y{i:02d}" for i in range(10)]
     store = BarStore(Path(args.store))
-    if not store.has_day(symbols[-1], "2025-07-03"):
+    if not store.has_day(symbols[-1], dt.date(2025, 7, 3)):
         generate(store, TradingCalendar(), symbols, "2024-06-20", "2025-07-03", seed=11)
     cfg = json.loads(json.dumps(DEFAULT))
     cfg["session"].update(start_date="2024-07-01", end_date="2025-07-03", symbols=symbols)
