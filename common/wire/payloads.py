@@ -389,9 +389,13 @@ def _lengths_table(lengths: list, n_names: int) -> np.ndarray:
     """body 'lengths' as an int64 (parts x names) table; a ProtocolError unless every entry is an int >= -1."""
     if not all(isinstance(row, list) and len(row) == n_names for row in lengths):
         raise ProtocolError("every part needs one length per array name")
-    if not all(isinstance(v, int) and not isinstance(v, bool) for row in lengths for v in row):
+    try:
+        table = np.array(lengths).reshape(len(lengths), n_names)
+    except (ValueError, TypeError, OverflowError):
+        raise ProtocolError("lengths must be integers") from None
+    if table.size and table.dtype.kind != "i":
         raise ProtocolError("lengths must be integers")
-    table = np.array(lengths, dtype=np.int64).reshape(len(lengths), n_names)
+    table = table.astype(np.int64)
     if (table < -1).any():
         raise ProtocolError("a length is below -1")
     return table
