@@ -83,6 +83,7 @@ class SessionConfig:
     lost_after_s: float = 30.0        # a participant not seen this long is lost
     on_stage_loss: str = "abort"     # abort (exit 1) | wait (for a replacement under the same name)
     max_observers: int = 32
+    flow_batch: int = 1               # clock max: at most this many consecutive steps per STEPS message
     endpoints: dict = field(default_factory=dict)
     keys_dir: Path | None = None      # CURVE keys (common/security.py), loaded when an endpoint is tcp
     data_root: Path = Path("data/store")
@@ -405,7 +406,7 @@ def parse_config(obj: dict, path: str = "<config>") -> SessionConfig:
 def _parse_flow(flow) -> dict:
     _expect(flow, dict, "flow", "an object")
     _only_keys(flow, {"window", "ack_timeout_s", "heartbeat_s", "pub_hwm", "lost_after_s", "on_stage_loss",
-                      "max_observers"}, "flow")
+                      "max_observers", "batch"}, "flow")
     pub_hwm = _positive_int(flow.get("pub_hwm", 10_000), "flow.pub_hwm", 10_000_000)
     window = _positive_int(flow.get("window", 16), "flow.window", 10_000)
     ack_timeout = float(_expect(flow.get("ack_timeout_s", 10.0), (int, float), "flow.ack_timeout_s", "seconds"))
@@ -421,7 +422,8 @@ def _parse_flow(flow) -> dict:
         raise ConfigError(f"flow.on_stage_loss: {json.dumps(on_loss)} is not 'abort' or 'wait'")
     return {"flow_window": window, "pub_hwm": pub_hwm, "ack_timeout_s": ack_timeout, "heartbeat_s": heartbeat,
             "lost_after_s": lost_after, "on_stage_loss": on_loss,
-            "max_observers": _positive_int(flow.get("max_observers", 32), "flow.max_observers", 10_000)}
+            "max_observers": _positive_int(flow.get("max_observers", 32), "flow.max_observers", 10_000),
+            "flow_batch": min(window, _positive_int(flow.get("batch", max(1, window // 2)), "flow.batch", 10_000))}
 
 
 def _parse_stages(stages) -> tuple[str, ...]:

@@ -39,3 +39,16 @@ def log_level_option(command):
     return click.option("--log-level", type=click.Choice(LEVELS, case_sensitive=False), default=None,
                         help="DEBUG, INFO (default), WARNING or ERROR (also SESSION_LOG_LEVEL).")(command)
 
+
+
+PER_SYMBOL_LINES_UP_TO = 20  # more symbols than this: one summary line instead of a line per symbol
+
+
+def log_per_symbol(log: logging.Logger, level: int, lines: list[str], summary: str) -> None:
+    """One line per symbol for a few symbols; for a whole market, one line: `summary`, the count and the
+    first five (a 5,000-symbol session must not print 5,000 lines per event)."""
+    if len(lines) <= PER_SYMBOL_LINES_UP_TO:
+        for line in lines:
+            log.log(level, "%s", line)
+        return
+    log.log(level, "%s: %d symbols (first five: %s)", summary, len(lines), "; ".join(lines[:5]))

@@ -99,8 +99,9 @@ def test_schedule_date_outside_the_backtest_is_a_config_error(sample_store, cale
 
 
 def test_analysis_context_gaps_equal_the_store(sample_store, calendar):
-    """The published stream replayed through the real stage handlers: ctx.gaps = missing store minutes."""
-    engine, wire = engine_for(sample_store, calendar, schedule=[])
+    """The published stream replayed through the real stage handlers: ctx.gaps = missing store minutes (one
+    step per message, so the test can look between steps)."""
+    engine, wire = engine_for(sample_store, calendar, schedule=[], flow={"batch": 1})
     run_until_quiet(engine)
     config, log = engine.config, logging.getLogger("test")
     processor, quality, analysis = ProcessorHandler(config, log), QualityHandler(config, log), AnalysisHandler(config, log)

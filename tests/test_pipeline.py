@@ -174,7 +174,8 @@ def test_strategy_error_disables_or_stops(tmp_path, sample_store):
 
 
 def test_stalled_stage_is_reported_by_name(tmp_path, sample_store):
-    config = write_config(tmp_path, sample_store.root, session={"end_date": "2025-07-02"},
+    # paced: the day cannot end before the stop, however fast the pipeline (then `speed max` to the end)
+    config = write_config(tmp_path, sample_store.root, session={"end_date": "2025-07-02", "clock": {"speed": 3000}},
                           flow={"window": 2, "ack_timeout_s": 0.5, "heartbeat_s": 0.1})
     pipe = Pipeline(tmp_path, config)
     try:
@@ -183,6 +184,7 @@ def test_stalled_stage_is_reported_by_name(tmp_path, sample_store):
         status = _wait_for_status(config, lambda s: s["stages"]["quality"]["stalled"])
         assert not status["stages"]["processor"]["stalled"]
         pipe.procs["quality"].send_signal(signal.SIGCONT)
+        assert ctl(config, "speed", "max").returncode == 0
         codes = pipe.wait(timeout=60)
     finally:
         pipe.procs["quality"].send_signal(signal.SIGCONT)

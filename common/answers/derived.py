@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from common import progress
 from common.domain.aggregate import WindowAggregator, aggregate_sessions
 from common.domain.bars import Bars
 from common.domain.interval import DAILY, Interval
@@ -25,8 +26,12 @@ from common.wire.payloads import (
     BarBatch,
     DerivedPayload,
     IndicatorBlock,
+    StepBatchPayload,
     slot_positions,
 )
+
+
+SERIES_UP_TO_SLOTS = 64  # history of this many symbols or fewer: per-symbol scans; more: per-timestamp vectors
 
 
 class IndicatorSet:
@@ -63,6 +68,18 @@ class IndicatorSet:
         inds = self.by_interval.get(interval)
         if not inds or not len(slots):
             return
+        per_slot = slot_positions(np.asarray(slots))
+        if len(per_slot) <= SERIES_UP_TO_SLOTS:
+            # few symbols: each one's series through the kernel's scalar scan (bit-identical to streaming,
+            # and no per-timestamp numpy overhead: a year of 10 symbols re-warms 5 days every session)
+            for slot, index in per_slot.items():
+                progress.tick()
+                part = bars.take(index)
+                session_of = np.searchsorted(session_opens, part.ts, side="right")
+                starts = np.concatenate([[True], np.diff(session_of) != 0])
+                for ind in inds:
+                    ind.run_series(slot, part.open, part.high, part.low, part.close, part.volume, starts)
+            return
         order = np.lexsort((slots, bars.ts))
         slots, bars = slots[order], bars.take(order)
         bounds = np.flatnonzero(np.diff(bars.ts)) + 1
@@ -72,6 +89,7 @@ class IndicatorSet:
         current_session = -1
         all_slots = np.unique(slots)
         for lo, hi in zip(starts, ends):
+            progress.tick()
             if session_of[lo] != current_session:
                 current_session = session_of[lo]
                 for ind in inds:
@@ -132,6 +150,9 @@ class DerivedAnswers:
             self._start_session(msg)
         elif msg.type == P.STEP:
             return self._on_step(msg)
+        elif msg.type == P.STEPS:
+            batch = msg.payload
+            return StepBatchPayload(P.DERIVED, batch.steps, batch.clocks, [self._on_step(m) for m in P.split_batch(msg)])
         elif msg.type == P.HISTORY:
             return self._on_history(msg)
         elif msg.type == P.PREPARE:
@@ -186,6 +207,7 @@ class DerivedAnswers:
         for interval in self.history_intervals:
             parts = []
             for slot, index in per_slot.items():
+                progress.tick()
                 derived, counts = aggregate_sessions(batch.bars.take(index), opens, closes, interval.minutes)
                 parts.append(BarBatch.of_slot(slot, derived, np.asarray(counts, np.int64)))
             out[interval.name] = _concat_batches(parts)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from common import progress
 from common.domain.interval import BASE, Interval
 from common.domain.quality import QualityTracker, historical_quality
 from common.domain.timeconv import fmt_exchange
@@ -20,6 +21,7 @@ from common.wire.payloads import (
     QualityColumns,
     QualityPayload,
     QualityTablePayload,
+    StepBatchPayload,
 )
 
 
@@ -43,9 +45,10 @@ class QualityAnswers:
                 tracker.start_session(body["open_ns"], body["close_ns"])
                 self.trackers[interval] = tracker
         elif msg.type == P.STEP:
-            slots = msg.payload.batch.slots.astype(np.int64)
-            changed = [tracker.on_step(msg.clock, slots) for tracker in self.trackers.values()]
-            return self._changes(np.unique(np.concatenate(changed)) if changed else np.empty(0, np.int64))
+            return self._on_step(msg)
+        elif msg.type == P.STEPS:
+            batch = msg.payload
+            return StepBatchPayload(P.QUALITY, batch.steps, batch.clocks, [self._on_step(m) for m in P.split_batch(msg)])
         elif msg.type == P.HISTORY:
             return QualityTablePayload(self._history_table(msg), "history")
         elif msg.type == P.CATCHUP_SNAPSHOT:
@@ -58,6 +61,11 @@ class QualityAnswers:
             active = [self.replica.slot_of[s] for s in sorted(self.replica.active)]
             return QualityTablePayload(self._table(active, with_gaps=True), "session_end")
         return None
+
+    def _on_step(self, msg: P.Message) -> QualityPayload:
+        slots = msg.payload.batch.slots.astype(np.int64)
+        changed = [tracker.on_step(msg.clock, slots) for tracker in self.trackers.values()]
+        return self._changes(np.unique(np.concatenate(changed)) if changed else np.empty(0, np.int64))
 
     def _on_catchup(self, msg: P.Message) -> QualityTablePayload:
         slot = msg.body["slot"]
@@ -96,6 +104,7 @@ class QualityAnswers:
             completeness = tracker.completeness(index).tolist() if interval.minutes > 1 else None
             expected = int(tracker.expected)
             for i, slot in enumerate(slots):
+                progress.tick()
                 entry = {"pct": pct[i], "present": present[i], "expected": expected, "gaps": gaps[i]}
                 if completeness is not None:
                     entry["completeness"] = completeness[i]
@@ -111,6 +120,7 @@ class QualityAnswers:
         sessions = body.get("sessions", [])
         out = {}
         for slot, part in history.per_slot().items():
+            progress.tick()
             rows = []
             for date, open_ns, close_ns in sessions:
                 present, expected, pct = historical_quality(part.bars.between(open_ns, close_ns).ts, open_ns, close_ns)

@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from common import progress
 from common.domain.bars import FIELDS, Bars
 from common.domain.timeconv import EXCHANGE_TZ, NS_PER_SEC, parse_date
 
@@ -186,7 +187,7 @@ class BarStore:
         self.reads: dict[str, str] | None = {} if record_reads else None
 
     def path_for(self, symbol: str, day: dt.date, interval: str = "1m") -> Path:
-        return self.root / interval / symbol / f"{day.year:04d}" / f"{day.isoformat()}.parquet"
+        return Path(f"{self.root}/{interval}/{symbol}/{day.year:04d}/{day.isoformat()}.parquet")
 
     # ---- writing -------------------------------------------------------------------------------
     def write_bars(self, symbol: str, bars: Bars, interval: str = "1m", source: str = UNKNOWN_SOURCE,
@@ -244,19 +245,22 @@ class BarStore:
             with open(path, "rb") as fh:
                 data = fh.read()
             table = pq.ParquetFile(pa.BufferReader(data)).read(use_threads=False)
+        except FileNotFoundError:
+            raise
         except (pa.ArrowException, OSError) as exc:
             raise StoreError(f"{path}: unreadable Parquet file ({exc})") from None
         if self.reads is not None:
-            key = "/".join(path.relative_to(self.root).with_suffix("").parts[:2] + (path.stem,))
+            key = "/".join(path.parts[-4:-2] + (path.stem,))  # interval/SYMBOL/date
             self.reads[key] = "sha256:" + hashlib.sha256(data).hexdigest()
         return table
 
     def read_day(self, symbol: str, day: dt.date | str, interval: str = "1m") -> Bars:
         """Every bar of the exchange-local date (pre, regular and post market); empty if none."""
         path = self.path_for(symbol, parse_date(day), interval)
-        if not path.exists():
+        try:
+            return self._read_path(path)
+        except FileNotFoundError:
             return Bars.empty()
-        return self._read_path(path)
 
     def read_session(self, symbol: str, day: dt.date | str, open_ns: int, close_ns: int,
                      interval: str = "1m") -> tuple[Bars, int]:
@@ -268,7 +272,11 @@ class BarStore:
     def read_sessions(self, symbols: list[str], day: dt.date | str, open_ns: int, close_ns: int
                       ) -> list[tuple[Bars, int]]:
         """read_session for many symbols, in their order (≈ 0.3 ms per symbol-day)."""
-        return [self.read_session(s, day, open_ns, close_ns) for s in symbols]
+        out = []
+        for symbol in symbols:
+            out.append(self.read_session(symbol, day, open_ns, close_ns))
+            progress.tick()  # a whole market is thousands of files
+        return out
 
     def read_range(self, symbol: str, start: dt.date | str, end: dt.date | str,
                    interval: str = "1m") -> Bars:

@@ -22,9 +22,9 @@ class AckBatcher:
 
     def handled(self, msg: P.Message, busy_ns: int) -> None:
         """A coordinator message a participant acknowledges was handled in `busy_ns`."""
-        if msg.type == P.STEP:
+        if msg.type in (P.STEP, P.STEPS):  # a batch counts as its last step, its busy time per step
             self.pending_step = (msg.step, msg.clock)
-            self.pending_busy.append(busy_ns)
+            self.pending_busy.append(busy_ns // (len(msg.payload) if msg.type == P.STEPS else 1))
         elif msg.type == P.CATCHUP_SNAPSHOT:
             self._send_now("snapshot", msg.body["snapshot_id"], busy_ns, msg.clock)
 

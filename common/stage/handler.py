@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from common import progress
 from common.wire.protocol import Message
 
 
@@ -42,7 +43,11 @@ class AnswerOnly:
         raise NotImplementedError
 
     def replay(self, journal: list[Message]) -> list[tuple[Message, list[Message]]]:
-        return [(msg, self.handle(msg, {})) for msg in journal]
+        out = []
+        for msg in journal:
+            progress.tick()
+            out.append((msg, self.handle(msg, {})))
+        return out
 
     def take_commands(self) -> list[tuple[str, dict]]:
         return []

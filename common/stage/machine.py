@@ -55,6 +55,7 @@ class StageMachine:
         self.republish: list | None = None  # a restarted answerer's replayed answers, not yet published
         self.republish_to = 0
         self.republish_by = 0.0
+        self.overdue_said: tuple | None = None  # the overdue answer last reported (stage, seq, publisher alive)
         self.end_reason: str | None = None  # BACKTEST_END's reason: the process exits with the run's status
 
     @property
@@ -162,8 +163,11 @@ class StageMachine:
                 # stage (a whole market's session end), or one that is down or restarting (a restarted
                 # one republishes its answers): wait, and say so once.
                 alive = self.subscriptions.heard_within(ready.stage, self.clock(), ANSWERER_SILENT_S)
-                self.log.warning("%s: %s; waiting", ready.reason(),
-                                 "its publisher is alive (busy)" if alive else "its publisher is silent (down?)")
+                said = (ready.stage, ready.seq, alive)
+                if said != self.overdue_said:  # once per answer and state, not every ANSWER_TIMEOUT_S
+                    self.overdue_said = said
+                    self.log.warning("%s: %s; waiting", ready.reason(),
+                                     "its publisher is alive (busy)" if alive else "its publisher is silent (down?)")
                 return
             self._handle(ready.msg, ready.answers)
 

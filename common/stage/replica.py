@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from common import progress
 from common.domain.bars import FIELDS, Bars
 from common.domain.timeconv import NS_PER_MIN
 
@@ -262,11 +263,17 @@ def apply_coordinator_message(replica: SessionReplica, msg) -> None:
                               body.get("dynamic", []))
     elif msg.type == P.HISTORY:
         for slot, part in payload.batch.per_slot().items():
+            progress.tick()
             replica.set_history(replica.symbols[slot], body["interval"], part.bars)
     elif msg.type == P.STEP:
         replica.append_bars("1m", payload.batch.slots, payload.batch.bars)
         replica.clock_ns = msg.clock
         replica.steps += 1
+    elif msg.type == P.STEPS:  # every step of the batch in one write (the grid row comes from the bar's ts)
+        parts = [part.batch for part in payload.parts]
+        replica.append_bars("1m", np.concatenate([b.slots for b in parts]), Bars.concat([b.bars for b in parts]))
+        replica.clock_ns = msg.clock
+        replica.steps += len(parts)
     elif msg.type == P.CATCHUP_SNAPSHOT:
         slot = replica.add_symbol(body["symbol"], dynamic=True)
         if slot != body["slot"]:
@@ -283,6 +290,7 @@ def apply_processor_answer(replica: SessionReplica, payload) -> None:
         replica.append_bars(interval, batch.slots, batch.bars, batch.counts)
     for interval, batch in payload.history.items():
         for slot, part in batch.per_slot().items():
+            progress.tick()
             replica.set_history(replica.symbols[slot], interval, part.bars, part.counts)
     for interval, block in payload.indicators.items():
         for (key, output), values in block.values.items():

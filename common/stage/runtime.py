@@ -22,6 +22,7 @@ import time
 
 import zmq
 
+from common import progress
 from common.config import SessionConfig
 from common.security import SocketSecurity
 from common.stage.coordinator_link import CoordinatorLink, new_request_id  # noqa: F401  (imported from here)
@@ -96,6 +97,7 @@ class StageRuntime:
         if self.publisher is not None:
             poller.register(self.publisher.socket, zmq.POLLIN)
         self.machine.subscriptions.reset_silence(time.monotonic())
+        progress.install(lambda: self._beat(0.0, busy=True), self.config.heartbeat_s)
         while self.machine.state is not State.FINISHED:
             code = self._turn(poller)
             if code is not None:
@@ -137,16 +139,20 @@ class StageRuntime:
             elif frame[:1] == b"\x00":
                 self.subscribers = max(0, self.subscribers - 1)
 
-    def _beat(self, beat_every: float) -> None:
+    def _beat(self, beat_every: float, busy: bool = False) -> None:
         """Heartbeats on the stage's PUB, and an `alive` ACK to the coordinator once registered (an
-        observer, or a participant with nothing to ack while the clock stands, is still seen)."""
+        observer, or a participant with nothing to ack while the clock stands, is still seen). `busy`:
+        a progress signal from inside a long computation (common/progress.py)."""
         now = time.monotonic()
         if now - self.last_beat < beat_every:
             return
         if self.publisher is not None:
             self.publisher.heartbeat()
         if self.machine.lifecycle.registered and self.machine.state is not State.FINISHED:
-            self._send_ack(P.ack(self.name, "alive", 0))
+            ack = P.ack(self.name, "alive", 0)
+            if busy:
+                ack.body["busy"] = True
+            self._send_ack(ack)
         self.last_beat = now
 
     def _drain(self, source: str, sock: zmq.Socket) -> None:

@@ -15,6 +15,8 @@ Array names, per message (I = an interval name such as '5m'):
     DERIVED                per I: bar batch 'I_' + 'I_count'; indicator block 'I|slot' 'I|ts' 'I|key|output'
     DERIVED_SNAPSHOT       DERIVED + per history interval I: bar batch 'h:I_' + 'h:I_count'
     QUALITY                per I: 'I|slot' 'I|pct' 'I|present' 'I|gaps' ['I|completeness']
+    STEPS, DERIVED_STEPS,  the arrays of STEP / DERIVED / QUALITY of consecutive steps, concatenated by
+    QUALITY_STEPS          name (body 'names', 'lengths' say where each step's part lies)
 """
 from __future__ import annotations
 
@@ -317,3 +319,86 @@ class QualityTablePayload:
         if not isinstance(table, dict):
             raise ProtocolError("body field 'table' must be a map")
         return cls(table, body["scope"])
+
+
+# --- step batches ------------------------------------------------------------------------------
+def _int_list(body: dict, name: str) -> list[int]:
+    values = body.get(name)
+    if not isinstance(values, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        raise ProtocolError(f"body field {name!r} must be a list of integers")
+    return values
+
+
+@dataclass
+class StepBatchPayload:
+    """STEPS, DERIVED_STEPS, QUALITY_STEPS: consecutive steps in one message. `parts[i]` is the payload the
+    one-step message (`part`: STEP, DERIVED or QUALITY) would carry for global step `steps[i]` at clock
+    `clocks[i]`. On the wire the parts' arrays are concatenated by name; body `names` lists them and
+    `lengths[i][j]` is the length of array `names[j]` in part i (-1: part i has no such array)."""
+
+    part: str
+    steps: list[int]
+    clocks: list[int]
+    parts: list
+
+    def __len__(self) -> int:
+        return len(self.parts)
+
+    def encode(self) -> tuple[dict, dict]:
+        bodies, per_part, names = [], [], {}
+        for payload in self.parts:
+            body, arrays = payload.encode()
+            bodies.append(body)
+            per_part.append(arrays)
+            names.update(dict.fromkeys(arrays))
+        lengths = [[len(arrays[n]) if n in arrays else -1 for n in names] for arrays in per_part]
+        joined = {n: np.concatenate([np.asarray(a[n]) for a in per_part if n in a]) for n in names}
+        return {"part": self.part, "steps": list(self.steps), "clocks": list(self.clocks), "bodies": bodies,
+                "names": list(names), "lengths": lengths}, joined
+
+    @classmethod
+    def decode(cls, body: dict, arrays: dict) -> "StepBatchPayload":
+        part_class = _BATCH_PARTS.get(body.get("part"))
+        if part_class is None:
+            raise ProtocolError(f"body field 'part' {body.get('part')!r} is not one of {', '.join(_BATCH_PARTS)}")
+        steps, clocks = _int_list(body, "steps"), _int_list(body, "clocks")
+        names, bodies, lengths = _str_list(body, "names"), body.get("bodies"), body.get("lengths")
+        if not (isinstance(bodies, list) and isinstance(lengths, list)
+                and len(steps) == len(clocks) == len(bodies) == len(lengths) >= 1):
+            raise ProtocolError("steps, clocks, bodies and lengths must be lists of one length (at least 1)")
+        table = _lengths_table(lengths, len(names))
+        ends = np.cumsum(np.maximum(table, 0), axis=0)
+        columns = [_array(arrays, n) for n in names]
+        if set(arrays) != set(names) or any(int(e) != len(c) for e, c in zip(ends[-1], columns)):
+            raise ProtocolError("array lengths do not add up to the parts' lengths")
+        starts = (ends - np.maximum(table, 0)).tolist()
+        present, ends = (table >= 0).tolist(), ends.tolist()
+        parts = []
+        for i, part_body in enumerate(bodies):
+            if not isinstance(part_body, dict):
+                raise ProtocolError(f"part {i}: body is not a map")
+            part_arrays = {n: c[lo:hi] for n, c, lo, hi, has in zip(names, columns, starts[i], ends[i], present[i]) if has}
+            try:
+                parts.append(part_class.decode(part_body, part_arrays))
+            except (KeyError, TypeError, ValueError) as exc:  # a part body lacking what its type needs
+                raise ProtocolError(f"part {i}: {exc!r}") from None
+        return cls(body["part"], steps, clocks, parts)
+
+
+def _lengths_table(lengths: list, n_names: int) -> np.ndarray:
+    """body 'lengths' as an int64 (parts x names) table; a ProtocolError unless every entry is an int >= -1."""
+    if not all(isinstance(row, list) and len(row) == n_names for row in lengths):
+        raise ProtocolError("every part needs one length per array name")
+    try:
+        table = np.array(lengths).reshape(len(lengths), n_names)
+    except (ValueError, TypeError, OverflowError):
+        raise ProtocolError("lengths must be integers") from None
+    if table.size and table.dtype.kind != "i":
+        raise ProtocolError("lengths must be integers")
+    table = table.astype(np.int64)
+    if (table < -1).any():
+        raise ProtocolError("a length is below -1")
+    return table
+
+
+_BATCH_PARTS = {"STEP": StepPayload, "DERIVED": DerivedPayload, "QUALITY": QualityPayload}

@@ -34,6 +34,7 @@ MAX_DATA_BYTES = MAX_ARRAY_BYTES
 SESSION_START = "SESSION_START"      # date, open_ns, close_ns, symbols, streamed/generated intervals
 HISTORY = "HISTORY"                  # trailing 1m bars of the session's symbols (bar batch)
 STEP = "STEP"                        # clock + every 1m bar that closed at it, all symbols (bar batch)
+STEPS = "STEPS"                      # consecutive STEPs in one message (clock max, nothing due in between)
 PAUSE = "PAUSE"                      # streaming paused at clock; reason
 PREPARE = "PREPARE"                  # a symbol's add is coming: its trailing history, to warm up ahead
 CATCHUP_SNAPSHOT = "CATCHUP_SNAPSHOT"  # one added symbol: its history + its session bars [open, T)
@@ -48,6 +49,8 @@ DERIVED = "DERIVED"                  # derived bars + indicator values of one st
 DERIVED_SNAPSHOT = "DERIVED_SNAPSHOT"  # the same for a whole catch-up or history batch
 QUALITY = "QUALITY"                  # quality % and gap counts that changed at this step
 QUALITY_SNAPSHOT = "QUALITY_SNAPSHOT"  # full quality table (session end, catch-up)
+DERIVED_STEPS = "DERIVED_STEPS"      # the DERIVED answers of a STEPS message, one part per step
+QUALITY_STEPS = "QUALITY_STEPS"      # the QUALITY answers of a STEPS message, one part per step
 # Sent to the coordinator (DEALER/REQ -> ROUTER):
 HELLO = "HELLO"                      # stage registration (stage name, role)
 COMMAND = "COMMAND"                  # ctl command: name, args, request id
@@ -57,14 +60,18 @@ ACK = "ACK"                          # stage finished step/snapshot/end `ref`
 
 # Which coordinator messages the answering stages answer, and with which type (docs/protocol.md).
 ANSWERS = {
-    "processor": {STEP: DERIVED, HISTORY: DERIVED_SNAPSHOT, CATCHUP_SNAPSHOT: DERIVED_SNAPSHOT},
-    "quality": {STEP: QUALITY, HISTORY: QUALITY_SNAPSHOT, CATCHUP_SNAPSHOT: QUALITY_SNAPSHOT,
+    "processor": {STEP: DERIVED, STEPS: DERIVED_STEPS, HISTORY: DERIVED_SNAPSHOT,
+                  CATCHUP_SNAPSHOT: DERIVED_SNAPSHOT},
+    "quality": {STEP: QUALITY, STEPS: QUALITY_STEPS, HISTORY: QUALITY_SNAPSHOT, CATCHUP_SNAPSHOT: QUALITY_SNAPSHOT,
                 SESSION_END: QUALITY_SNAPSHOT},
 }
+# A step batch and the one-step type of its parts.
+BATCH_PART = {STEPS: STEP, DERIVED_STEPS: DERIVED, QUALITY_STEPS: QUALITY}
+BATCH_OF = {part: batch for batch, part in BATCH_PART.items()}
 
 SEQUENCED = frozenset({
-    SESSION_START, HISTORY, STEP, PAUSE, PREPARE, CATCHUP_SNAPSHOT, RESUME, SYMBOL_REMOVED, SESSION_END,
-    BACKTEST_END, SHUTDOWN, DERIVED, DERIVED_SNAPSHOT, QUALITY, QUALITY_SNAPSHOT,
+    SESSION_START, HISTORY, STEP, STEPS, PAUSE, PREPARE, CATCHUP_SNAPSHOT, RESUME, SYMBOL_REMOVED, SESSION_END,
+    BACKTEST_END, SHUTDOWN, DERIVED, DERIVED_SNAPSHOT, QUALITY, QUALITY_SNAPSHOT, DERIVED_STEPS, QUALITY_STEPS,
 })
 ALL_TYPES = SEQUENCED | {HEARTBEAT, HELLO, COMMAND, REPLY, ACK}
 
@@ -79,6 +86,8 @@ BODY_FIELDS: dict[str, dict[str, tuple]] = {
                     "day_index": _INT, "n_days": _INT, "streamed": _DICT, "generated": _DICT},
     HISTORY: {"symbols": _LIST, "interval": _STR, "days": _LIST},
     STEP: {"symbols": _LIST},
+    **{batch: {"part": _STR, "steps": _LIST, "clocks": _LIST, "bodies": _LIST, "names": _LIST, "lengths": _LIST}
+       for batch in BATCH_PART},
     PAUSE: {"reason": _STR},
     PREPARE: {"symbol": _STR, "days": _LIST, "sessions": _LIST},
     CATCHUP_SNAPSHOT: {"symbol": _STR, "slot": _INT, "days": _LIST, "caught_up": _INT,
@@ -103,6 +112,7 @@ PAYLOADS = {
     STEP: PL.StepPayload, HISTORY: PL.HistoryPayload, PREPARE: PL.PreparePayload,
     CATCHUP_SNAPSHOT: PL.CatchupPayload, DERIVED: PL.DerivedPayload, DERIVED_SNAPSHOT: PL.DerivedPayload,
     QUALITY: PL.QualityPayload, QUALITY_SNAPSHOT: PL.QualityTablePayload,
+    **{batch: PL.StepBatchPayload for batch in BATCH_PART},
 }
 _DTYPES = {"i8": np.int64, "i4": np.int32, "f8": np.float64, "u1": np.uint8, "i2": np.int16}
 
@@ -127,6 +137,21 @@ class Message:
             raise ProtocolError(f"{mtype} carries a {PAYLOADS[mtype].__name__}, not {type(payload).__name__}")
         body, arrays = payload.encode()
         return cls(mtype, body, arrays, step=step, clock=clock, payload=payload)
+
+
+def step_batch(parts: list[Message]) -> Message:
+    """One-step messages of consecutive steps (all STEP, DERIVED or QUALITY) -> their batch message, stamped
+    with the last step and clock."""
+    part = parts[0].type
+    payload = PL.StepBatchPayload(part, [m.step for m in parts], [m.clock for m in parts], [m.payload for m in parts])
+    return Message.of(BATCH_OF[part], payload, step=parts[-1].step, clock=parts[-1].clock)
+
+
+def split_batch(msg: Message) -> list[Message]:
+    """A step batch -> its one-step messages (same publisher and seq: they travelled as one message)."""
+    batch = msg.payload
+    return [Message(batch.part, {}, {}, msg.pub, msg.seq, step, clock, payload)
+            for step, clock, payload in zip(batch.steps, batch.clocks, batch.parts)]
 
 
 def encode(msg: Message) -> list:
@@ -173,6 +198,8 @@ def decode(frames: list) -> Message:
             payload = PAYLOADS[mtype].decode(body, arrays)
         except ProtocolError as exc:
             raise ProtocolError(f"{mtype}: {exc}") from None
+        if mtype in BATCH_PART and payload.part != BATCH_PART[mtype]:
+            raise ProtocolError(f"{mtype}: parts are {payload.part}, expected {BATCH_PART[mtype]}")
     return Message(mtype, body, arrays, header["pub"], header["seq"], header["step"], header["clock"], payload)
 
 

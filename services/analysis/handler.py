@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import json
 import traceback
+from itertools import repeat
 from pathlib import Path
 
+import numpy as np
+
+from common import progress
 from common.answers.derived import DerivedAnswers, IndicatorSet
 from common.answers.quality import QualityAnswers
 from common.domain.timeconv import NS_PER_MIN, fmt_exchange
@@ -56,6 +60,7 @@ class AnalysisHandler:
         self.stop_run = False  # a strategy with on_error="stop" raised: the runtime asks the coordinator to stop
         self.session_steps = 0
         self.silent = False  # replaying a snapshot: rebuild state, call no strategy
+        self._takers: dict[tuple[str, int], list] = {}  # (interval, strategies disabled) -> on_bar takers
         self.outbox: list[tuple[str, dict]] = []  # commands strategies asked for, sent by the runtime
         # indicators the strategies declared (sent with HELLO) and what the session computes
         self.declared = declared_indicators(self.strategies, config)
@@ -84,6 +89,7 @@ class AnalysisHandler:
         self.silent = True
         try:
             for msg in messages:
+                progress.tick()
                 answers = {}
                 for stage, answerer in local.items():
                     payload = answerer.answer(msg)
@@ -103,6 +109,8 @@ class AnalysisHandler:
         return (self.replica.close_ns - self.replica.open_ns) // NS_PER_MIN
     # ---- message handling ----------------------------------------------------------------------
     def handle(self, msg: P.Message, answers: dict) -> list:
+        if msg.type == P.STEPS:
+            return self._handle_batch(msg, answers)
         apply_coordinator_message(self.replica, msg)
         derived = answers.get("processor")
         if derived is not None:
@@ -137,37 +145,67 @@ class AnalysisHandler:
             self._call_all("on_stop")
         return []
 
+    def _handle_batch(self, msg: P.Message, answers: dict) -> list:
+        """A STEPS batch, one step at a time: the replica and every callback as if each step came alone."""
+        steps = P.split_batch(msg)
+        upstream = {stage: P.split_batch(answer) for stage, answer in answers.items()}
+        for stage, parts in upstream.items():
+            if [m.step for m in parts] != [m.step for m in steps]:
+                raise P.ProtocolError(f"{stage} answered steps {[m.step for m in parts]} to STEPS of "
+                                      f"{[m.step for m in steps]}")
+        for i, step in enumerate(steps):
+            self.handle(step, {stage: parts[i] for stage, parts in upstream.items()})
+        return []
+
     def _on_step(self, msg: P.Message, derived: P.Message | None) -> None:
         step = msg.payload.batch
-        batches = [("1m", step.slots, step.bars, step.counts_or_ones())]
+        batches = [("1m", step.slots, step.bars, None)]
         if derived is not None:
-            for interval, batch in derived.payload.session.items():
-                batches.append((interval, batch.slots, batch.bars, batch.counts))
+            batches += [(interval, b.slots, b.bars, b.counts) for interval, b in derived.payload.session.items()]
         for interval, s, _, _ in batches:
             self.bars_seen[interval] = self.bars_seen.get(interval, 0) + len(s)
         if self.silent:
             return
-        wants_bar = [(n, st) for n, st, _ in self.strategies if hasattr(st, "on_bar") and n not in self.disabled]
-        wants_step = [(n, st) for n, st, _ in self.strategies if hasattr(st, "on_step") and n not in self.disabled]
-        if wants_bar:
+        for interval, s, b, counts in batches:
+            takers = self._bar_takers(interval)
+            if takers and len(s):
+                self._call_on_bar(takers, interval, s, b, counts)
+        steppers = [(n, st) for n, st, _ in self.strategies if hasattr(st, "on_step") and n not in self.disabled]
+        if steppers:
             symbols = self.replica.symbols
-            for interval, s, b, counts in batches:
-                takers = [(n, st) for n, st in wants_bar if interval in wanted_intervals(st, interval)]
-                if not takers:
-                    continue
-                for i in range(len(s)):
-                    bar = Bar(int(b.ts[i]), float(b.open[i]), float(b.high[i]), float(b.low[i]),
-                              float(b.close[i]), float(b.volume[i]), int(counts[i]))
-                    symbol = symbols[int(s[i])]
-                    for name, strategy in takers:
-                        if name not in self.disabled:
-                            self._call(name, strategy, "on_bar", symbol, interval, bar)
-        if wants_step:
-            step = {interval: {"symbols": [self.replica.symbols[int(x)] for x in s], "bars": b, "count": c}
+            view = {interval: {"symbols": [symbols[x] for x in s.tolist()], "bars": b,
+                               "count": np.ones(len(s), np.int64) if c is None else c}
                     for interval, s, b, c in batches}
-            for name, strategy in wants_step:
+            for name, strategy in steppers:
                 if name not in self.disabled:
-                    self._call(name, strategy, "on_step", step)
+                    self._call(name, strategy, "on_step", view)
+
+    def _bar_takers(self, interval: str) -> list:
+        """(name, bound on_bar, ctx) of the enabled strategies that take `interval`'s bars, in order."""
+        key = (interval, len(self.disabled))
+        takers = self._takers.get(key)
+        if takers is None:
+            takers = self._takers[key] = [
+                (name, strategy.on_bar, self.contexts[name]) for name, strategy, _ in self.strategies
+                if hasattr(strategy, "on_bar") and name not in self.disabled
+                and interval in wanted_intervals(strategy, interval)]
+        return takers
+
+    def _call_on_bar(self, takers: list, interval: str, s: np.ndarray, b, counts) -> None:
+        """on_bar for every bar of one interval: one Bar (a tuple) per bar, columns read as Python lists."""
+        symbols, disabled = self.replica.symbols, self.disabled
+        counts = repeat(1) if counts is None else counts.tolist()
+        for slot, ts, o, h, lo, c, v, n in zip(s.tolist(), b.ts.tolist(), b.open.tolist(), b.high.tolist(),
+                                               b.low.tolist(), b.close.tolist(), b.volume.tolist(), counts):
+            bar = Bar(ts, o, h, lo, c, v, n)
+            symbol = symbols[slot]
+            for name, on_bar, ctx in takers:
+                if name in disabled:
+                    continue
+                try:
+                    on_bar(ctx, symbol, interval, bar)
+                except Exception as exc:  # a user's strategy may raise anything; report it and go on
+                    self._failed(name, "on_bar", (symbol, interval, bar), exc)
 
     # ---- strategy calls ------------------------------------------------------------------------
     def _call_all(self, callback: str, *args) -> None:
@@ -181,14 +219,18 @@ class AnalysisHandler:
         try:
             getattr(strategy, callback)(self.contexts[name], *args)
         except Exception as exc:  # a user's strategy may raise anything; report it and go on
-            symbol = args[0] if args and isinstance(args[0], str) and callback != "on_session_start" else "-"
-            entry = next(e for n, _, e in self.strategies if n == name)
-            self.log.error("strategy %s raised in %s (symbol %s, clock %s): %s: %s; %s; traceback: %s", name,
-                           callback, symbol, fmt_exchange(self.replica.clock_ns, with_date=True), type(exc).__name__,
-                           exc, "stopping the run" if entry == "stop" else "strategy disabled", one_line_traceback(exc))
-            self.disabled[name] = f"{callback} {symbol} {fmt_exchange(self.replica.clock_ns, with_date=True)}: {exc}"
-            if entry == "stop":
-                self.stop_run = True
+            self._failed(name, callback, args, exc)
+
+    def _failed(self, name: str, callback: str, args: tuple, exc: Exception) -> None:
+        """Log a strategy's exception in one line; disable the strategy or stop the run (its on_error)."""
+        symbol = args[0] if args and isinstance(args[0], str) and callback != "on_session_start" else "-"
+        entry = next(e for n, _, e in self.strategies if n == name)
+        self.log.error("strategy %s raised in %s (symbol %s, clock %s): %s: %s; %s; traceback: %s", name,
+                       callback, symbol, fmt_exchange(self.replica.clock_ns, with_date=True), type(exc).__name__,
+                       exc, "stopping the run" if entry == "stop" else "strategy disabled", one_line_traceback(exc))
+        self.disabled[name] = f"{callback} {symbol} {fmt_exchange(self.replica.clock_ns, with_date=True)}: {exc}"
+        if entry == "stop":
+            self.stop_run = True
 
     def record_signal(self, strategy: str, symbol: str, side: str, qty: float, reason: str, extra: dict) -> None:
         clock = self.replica.clock_ns

@@ -13,6 +13,7 @@ import time
 import click
 import zmq
 
+from common import progress
 from common.config import ConfigError, is_loopback, load_config, session_name
 from common.data.store import BarStore, StoreError
 from common.domain.calendar import TradingCalendar
@@ -64,6 +65,8 @@ def serve(config_path: str) -> int:
     store = BarStore(config.data_root, record_reads=True)
     engine = SessionEngine(config, calendar, store, publisher.send, run_id=record.run_id)
     record.start()
+    # long loads (a whole market's files) beat from inside: stages see a busy coordinator, not a silent one
+    progress.install(lambda: publisher.heartbeat(clock=engine.clock_ns, step=engine.global_step), config.heartbeat_s)
     stop_signal = []
     signal.signal(signal.SIGTERM, lambda *_: stop_signal.append(1))
     signal.signal(signal.SIGINT, lambda *_: stop_signal.append(1))
@@ -138,7 +141,7 @@ def _poll_loop(engine: SessionEngine, publisher, router, stop_signal: list, log)
         if engine.state is State.ENDING:
             if end_deadline is None:
                 end_deadline = now + (STOP_GRACE_S if engine.stop_requested else max(30.0, config.ack_timeout_s))
-            if _shut_down_when_flushed(engine, publisher, now > end_deadline, log):
+            if _shut_down_when_flushed(engine, publisher, _flush_overdue(engine, now, end_deadline), log):
                 return
         beat_every = config.heartbeat_s if engine.state is not State.WAITING else 0.05
         if now - last_beat >= beat_every:
@@ -148,6 +151,18 @@ def _poll_loop(engine: SessionEngine, publisher, router, stop_signal: list, log)
         events = dict(poller.poll(timeout=max(0, int(timeout * 1000))))
         if router in events:
             _serve_commands(router, engine, log)
+
+
+def _flush_overdue(engine: SessionEngine, now: float, deadline: float) -> bool:
+    """Past the deadline, a stopped run shuts down; a completed one waits as long as every stage still
+    flushing shows signs of life (a whole market's results take time to write: no deadline guesses how
+    long), and stops waiting once one is lost (not seen for flow.lost_after_s)."""
+    if now <= deadline:
+        return False
+    if engine.stop_requested:
+        return True
+    unflushed = [s for s in engine.stages.participants() if not s.flushed]
+    return any(now - s.last_seen_wall > engine.config.lost_after_s for s in unflushed)
 
 
 def _shut_down_when_flushed(engine: SessionEngine, publisher, past_deadline: bool, log) -> bool:

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
+from common import progress
 from common.config import SessionConfig
 from common.data.store import BarStore, StoreError
 from common.domain.bars import FIELDS, Bars
 from common.domain.calendar import TradingCalendar
 from common.domain.timeconv import NS_PER_MIN
+from common.logsetup import log_per_symbol
 
 log = logging.getLogger("coordinator")
 
@@ -144,20 +147,37 @@ class DayLoader:
     def __init__(self, store: BarStore, missing_data: str):
         self.store = store
         self.missing_data = missing_data
+        self.ahead: tuple[tuple, Future] | None = None  # a load started in the background, and its arguments
+
+    def load_ahead(self, day: dt.date, open_ns: int, close_ns: int, symbols: list[str]) -> None:
+        """Start loading a session in a background thread (the first one, while the stages start up: a
+        whole market's 5,000 files then cost no start-up time of their own); `load` takes it over."""
+        pool = ThreadPoolExecutor(1, thread_name_prefix="load-ahead")
+        self.ahead = ((day, open_ns, close_ns, tuple(symbols)), pool.submit(self._read, day, open_ns, close_ns, symbols))
+        pool.shutdown(wait=False)
 
     def load(self, day: dt.date, open_ns: int, close_ns: int, symbols: list[str]) -> tuple[SessionDay, int]:
         """(the session's table and bars, extended-hours bars dropped)."""
-        per_slot, kept, dropped_total = [], [], 0
+        ahead, self.ahead = self.ahead, None
+        if ahead is not None and ahead[0] == (day, open_ns, close_ns, tuple(symbols)):
+            return ahead[1].result()  # raises what the background load raised
+        if ahead is not None:
+            ahead[1].cancel()
+        return self._read(day, open_ns, close_ns, symbols)
+
+    def _read(self, day: dt.date, open_ns: int, close_ns: int, symbols: list[str]) -> tuple[SessionDay, int]:
+        per_slot, kept, dropped_total, missing = [], [], 0, []
         for symbol, (bars, dropped) in zip(symbols, self.store.read_sessions(symbols, day, open_ns, close_ns)):
             dropped_total += dropped
             if not len(bars):
                 if self.missing_data == "error":
                     raise StoreError(f"{symbol}: no bars in the store for session {day} (import them, or set "
                                      f"\"session.missing_data\": \"drop\" to skip such symbol-days with a warning)")
-                log.warning("%s: no bars for %s, dropped from this session", symbol, day)
+                missing.append(f"{symbol}: no bars for {day}, dropped from this session")
                 continue
             kept.append(symbol)
             per_slot.append((len(kept) - 1, bars))
+        log_per_symbol(log, logging.WARNING, missing, f"no bars for {day}, dropped from this session")
         return SessionDay(day, open_ns, close_ns, kept, per_slot), dropped_total
 
 
@@ -198,15 +218,17 @@ class HistoryCache:
         """The history batch of a session start: (slots, bars, {symbol: [have, wanted]}, dates). Days no
         symbol needs any more leave the cache first."""
         self._evict_before(symbols, day)
-        all_slots, parts, days_by_symbol, all_days = [], [], {}, []
+        all_slots, parts, days_by_symbol, all_days, short = [], [], {}, [], []
         for symbol, slot in zip(symbols, slots):
+            progress.tick()  # a whole market's history is tens of thousands of files
             bars, days, wanted = self.for_symbol(symbol, day)
             all_days += days
             if wanted and len(days) < wanted:
-                log.warning("%s: %d of %d trailing days of history in the store", symbol, len(days), wanted)
+                short.append(f"{symbol}: {len(days)} of {wanted} trailing days of history in the store")
             days_by_symbol[symbol] = [len(days), wanted]
             all_slots.append(np.full(len(bars), slot, np.int32))
             parts.append(bars)
+        log_per_symbol(log, logging.WARNING, short, "fewer trailing days of history in the store than wanted")
         slots_arr = np.concatenate(all_slots) if all_slots else np.empty(0, np.int32)
         return slots_arr, Bars.concat(parts), days_by_symbol, all_days
 

@@ -17,15 +17,16 @@ import time
 from common.config import ConfigError, SessionConfig
 from common.data.store import BarStore
 from common.domain.calendar import TradingCalendar
-from common.domain.timeconv import NS_PER_MIN, fmt_exchange
+from common.domain.timeconv import fmt_exchange
 from common.wire import protocol as P
-from common.wire.payloads import BarBatch, HistoryPayload, StepPayload
+from common.wire.payloads import BarBatch, HistoryPayload
 from services.coordinator import report
 from services.coordinator.catchup import CatchUp, DynamicInfo
 from services.coordinator.commands import Commands
 from services.coordinator.day import DayLoader, HistoryCache, SessionDay
 from services.coordinator.errors import CommandError
 from services.coordinator.stages import StageRegistry
+from services.coordinator.stepping import StepPublisher
 from services.coordinator.symbol_ops import PendingOp, PendingOps, check_symbol_op
 
 log = logging.getLogger("coordinator")
@@ -102,6 +103,7 @@ class SessionEngine:
         self.catchup = CatchUp(self)
         self.commands = Commands(self)
         self.pacer = Pacer(config.clock_speed, clock)
+        self.stepper = StepPublisher(self)
         self.figures = report.RunFigures()
         self.day_index = -1
         self.sessions_ended = 0  # sessions run to their close (day_index + 1 counts one that failed to load)
@@ -111,6 +113,8 @@ class SessionEngine:
         self.journal: list[list] = []  # frames of every message since the current SESSION_START
         self.journal_seq = 0
         self.pending = PendingOps.from_schedule(config.schedule, self.sessions)
+        open_ns, close_ns = calendar.open_close_ns(self.sessions[0])
+        self.loader.load_ahead(self.sessions[0], open_ns, close_ns, self.base_symbols)
 
     # ---- publishing ----------------------------------------------------------------------------
     def publish(self, msg: P.Message) -> None:
@@ -207,7 +211,10 @@ class SessionEngine:
         wait = self.pacer.wait(now, self.step_row)
         if wait > 0:
             return wait
-        self._publish_step(now)
+        n = self.stepper.batch_size()
+        if n == 0:
+            return None  # acks of the steps in flight fill the next batch
+        self.stepper.publish(n, now)
         return _AGAIN
 
     # ---- one session ---------------------------------------------------------------------------
@@ -252,18 +259,6 @@ class SessionEngine:
                   "sessions": self.history.sessions_table(days), "history_days": days_by_symbol}
         self.publish(P.Message.of(P.HISTORY, HistoryPayload(BarBatch(slots_arr, bars), fields),
                                   step=self.global_step, clock=self.clock_ns))
-
-    def _publish_step(self, now: float) -> None:
-        slots, bars = self.session.step(self.step_row)
-        self.step_row += 1
-        self.global_step += 1
-        self.clock_ns = self.session.open_ns + self.step_row * NS_PER_MIN
-        if self.figures.first_step_wall is None:
-            self.figures.first_step_wall = now
-        self.publish(P.Message.of(P.STEP, StepPayload(BarBatch(slots, bars)), step=self.global_step,
-                                  clock=self.clock_ns))
-        self.figures.bars += len(slots)
-        self.figures.steps += 1
 
     def _end_session(self) -> None:
         day = self.session.day

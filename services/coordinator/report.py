@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     from services.coordinator.engine import SessionEngine
 
 
+STATUS_SYMBOLS = 20  # symbols named in a status; more are counted
+
+
 @dataclass
 class RunFigures:
     """Throughput of the run, from its first step to BACKTEST_END (monotonic seconds)."""
@@ -22,6 +25,7 @@ class RunFigures:
     end_wall: float | None = None
     bars: int = 0
     steps: int = 0
+    batches: int = 0  # STEPS messages (several steps each)
 
 
 def status(engine: SessionEngine) -> dict:
@@ -39,7 +43,9 @@ def status(engine: SessionEngine) -> dict:
         "day": engine.day_index + 1, "n_days": len(engine.sessions),
         "speed": engine.pacer.speed or "max", "operator_paused": engine.operator_paused,
         "catchup": engine.catchup.active,
-        "symbols": engine.session.active_symbols(),
+        # a whole market stays one screen: the first STATUS_SYMBOLS symbols and the count (`ctl session` has all)
+        "symbols": engine.session.active_symbols()[:STATUS_SYMBOLS],
+        "n_symbols": int(engine.session.active.sum()),
         "steps_done": engine.global_step, "session_step": engine.step_row,
         "window": engine.config.flow_window,
         "stages": {s.name: {"role": s.role, "last_ack_step": s.last_step_ack,
@@ -116,7 +122,7 @@ def performance_report(engine: SessionEngine) -> dict:
             "busy_us": {"min": float(busy.min()), "mean": float(busy.mean()), "max": float(busy.max())}
             if len(busy) else None,
         }
-    return {"steps": figures.steps, "bars": figures.bars,
+    return {"steps": figures.steps, "bars": figures.bars, "step_batches": figures.batches,
             "first_step_monotonic": figures.first_step_wall,
             "wall_s": round(wall, 4) if wall else None,
             "bars_per_s": round(figures.bars / wall, 1) if wall else None,

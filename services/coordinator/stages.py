@@ -32,6 +32,7 @@ class StageInfo:
     last_seen_wall: float = 0.0  # any ack, `alive` included: the process is there
     lost_step: int | None = None  # the step at which it was declared lost (not seen for lost_after_s)
     peer: bytes | None = None     # the ROUTER identity of the connection that registered it: acks must come on it
+    owing_since: float = 0.0      # when it last began to owe a step ack (it had acked everything before)
 
 
 class StageRegistry:
@@ -97,8 +98,8 @@ class StageRegistry:
         now = self.clock()
         info.last_seen_wall = now
         kind, ref = body["kind"], body["ref"]
-        if kind == "alive":  # seen, but no progress: stall detection goes by the other acks
-            return
+        if kind == "alive" and not body.get("busy"):  # seen, no progress: stall detection goes by the others
+            return  # (an `alive` marked busy is a progress signal from inside a long computation: not stalled)
         if info.stalled:
             log.info("stage %s acknowledges again after a stall", info.name)
             info.stalled = False
@@ -125,6 +126,13 @@ class StageRegistry:
         if not parts:
             return True
         return step - min(s.last_step_ack for s in parts) < self.flow_window
+
+    def credits(self, step: int) -> int:
+        """How many more steps may go out now (the window's free places)."""
+        parts = self.participants()
+        if not parts:
+            return self.flow_window
+        return max(0, self.flow_window - (step - min(s.last_step_ack for s in parts)))
 
     def all_acked(self, step: int) -> bool:
         return all(s.last_step_ack >= step for s in self.participants())
@@ -176,12 +184,19 @@ class StageRegistry:
                 lost.append(info)
         return lost
 
+    def owing_from(self, step: int, now: float) -> None:
+        """Steps after `step` are about to go out: a participant that has acked everything up to it starts
+        owing now (an idle stage is not stalled because the coordinator spent long loading a session)."""
+        for info in self.participants():
+            if info.last_step_ack >= step:
+                info.owing_since = now
+
     def stall_check(self, now: float, step: int, awaiting_snapshot: int | None) -> None:
         """Flag (and log once) each participant that owes an ack and has been silent for `ack_timeout_s`."""
         for info in self.participants():
             behind = step > info.last_step_ack or (
                 awaiting_snapshot is not None and info.snapshot_ack < awaiting_snapshot)
-            if behind and not info.stalled and now - info.last_ack_wall > self.ack_timeout_s:
+            if behind and not info.stalled and now - max(info.last_ack_wall, info.owing_since) > self.ack_timeout_s:
                 info.stalled = True
                 log.error("stage %s has not acknowledged for %.1f s (last ack step %d, published %d)",
                           info.name, now - info.last_ack_wall, info.last_step_ack, step)

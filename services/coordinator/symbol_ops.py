@@ -96,6 +96,11 @@ class PendingOps:
         next_clock = clock_ns + NS_PER_MIN
         return any((at := due_clock(op, day)) is not None and clock_ns < at <= next_clock for op in self.ops)
 
+    def next_due_clock(self, day: dt.date, clock_ns: int) -> int | None:
+        """The earliest clock after `clock_ns` at which a timed op of session `day` becomes due (None: none)."""
+        clocks = [at for op in self.ops if (at := due_clock(op, day)) is not None and clock_ns < at < LATER_SESSION]
+        return min(clocks, default=None)
+
     def take_due(self, day: dt.date, clock_ns: int) -> list[PendingOp]:
         """Remove and return the ops due at `clock_ns`, in queue order."""
         due, keep = [], []

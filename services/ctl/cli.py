@@ -132,7 +132,8 @@ def status(as_json: bool) -> None:
     click.echo(f"state      {st['state']}{' (operator pause)' if st['operator_paused'] else ''}   mode {st['mode']}   speed {st['speed']}")
     click.echo(f"clock      {st['clock'] or '-'}   session {st['session_date'] or '-'} (day {st['day']} of {st['n_days']})")
     click.echo(f"steps      {st['steps_done']} ({st['session_step']} this session), window {st['window']}")
-    click.echo(f"symbols    {' '.join(st['symbols']) or '-'}")
+    more = st.get("n_symbols", len(st["symbols"])) - len(st["symbols"])
+    click.echo(f"symbols    {' '.join(st['symbols']) or '-'}" + (f" and {more} more (ctl session lists them)" if more else ""))
     if st["waiting_for"]:
         click.echo(f"waiting    for stages: {', '.join(st['waiting_for'])}")
     for lost in st.get("lost", []):

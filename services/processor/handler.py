@@ -17,4 +17,6 @@ class ProcessorHandler(AnswerOnly):
             self.log.info("session %s done: %d steps", msg.body["date"], self.answers.replica.steps)
         if payload is None:
             return []
+        if msg.type == P.STEPS:
+            return [P.Message.of(P.DERIVED_STEPS, payload)]
         return [P.Message.of(P.DERIVED if payload.scope == "step" else P.DERIVED_SNAPSHOT, payload)]

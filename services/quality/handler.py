@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from common.answers.quality import QualityAnswers
+from common.logsetup import PER_SYMBOL_LINES_UP_TO
 from common.stage.handler import AnswerOnly
 from common.wire import protocol as P
 
-PER_SYMBOL_LINES_UP_TO = 20  # more symbols than this: one summary line per session
+_ANSWER = {P.STEP: P.QUALITY, P.STEPS: P.QUALITY_STEPS}  # every other answer is a QUALITY_SNAPSHOT
 
 
 class QualityHandler(AnswerOnly):
@@ -19,7 +20,7 @@ class QualityHandler(AnswerOnly):
             return []
         if msg.type == P.SESSION_END:
             self._log_session(msg.body["date"], payload.table)
-        return [P.Message.of(P.QUALITY if msg.type == P.STEP else P.QUALITY_SNAPSHOT, payload)]
+        return [P.Message.of(_ANSWER.get(msg.type, P.QUALITY_SNAPSHOT), payload)]
 
     def _log_session(self, date: str, table: dict) -> None:
         """One line per symbol for a few symbols; for many, one summary line with the worst ones."""

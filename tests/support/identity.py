@@ -61,8 +61,8 @@ def _check(pipe, codes) -> None:
         raise RuntimeError(f"run failed: {codes}\n{pipe.all_logs()[-4000:]}")
 
 
-def demo_run(tmp: Path) -> dict[str, str]:
-    """configs/default.json on the sample set `make run` generates (AAPL, MSFT, RIVN)."""
+def demo_run(tmp: Path, flow: dict | None = None) -> dict[str, str]:
+    """configs/default.json on the sample set `make run` generates (AAPL, MSFT, RIVN); `flow` overrides."""
     from conftest import Pipeline
 
     from common.data.generate import generate
@@ -73,6 +73,7 @@ def demo_run(tmp: Path) -> dict[str, str]:
     generate(store, TradingCalendar(), ["AAPL", "MSFT", "RIVN"], "2025-06-02", "2025-07-08")
     base = json.loads((ROOT / "configs" / "default.json").read_text())
     base["dump_replica"] = True
+    base["flow"].update(flow or {})
     pipe = Pipeline(tmp, _config(tmp, base, store.root))
     _check(pipe, pipe.wait(timeout=180))
     return results_hashes(tmp / "results" / "latest", ["analysis"])

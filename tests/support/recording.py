@@ -54,3 +54,30 @@ class Scanner(CallbackRecorder):
         if symbol == "MSFT" and bar.time == "10:00" and not self.done:
             self.done = True
             ctx.add_symbol("AAPL")
+
+
+class ContextRecorder:
+    """Keeps every callback, in order, with what ctx showed at that moment (in memory, `calls`)."""
+
+    def __init__(self):
+        self.calls = []
+
+    def _seen(self, ctx, *what):
+        shown = {s: (len(ctx.bars(s)), len(ctx.bars(s, "5m")), ctx.quality(s).get("1m", {}).get("pct"),
+                     ctx.latest(s, "15m")) for s in ctx.symbols}
+        self.calls.append(repr((what, ctx.clock, ctx.session_date, shown)))
+
+    def on_session_start(self, ctx, date):
+        self._seen(ctx, "session_start", date)
+
+    def on_bar(self, ctx, symbol, interval, bar):
+        self._seen(ctx, "bar", symbol, interval, bar)
+
+    def on_step(self, ctx, step):
+        self._seen(ctx, "step", {i: (part["symbols"], part["bars"].close.tolist()) for i, part in step.items()})
+
+    def on_symbol_added(self, ctx, symbol):
+        self._seen(ctx, "added", symbol)
+
+    def on_session_end(self, ctx, date):
+        self._seen(ctx, "session_end", date)
