@@ -120,6 +120,9 @@ class SessionEngine:
         """Publish and journal: a late joiner's snapshot is the current session's journal."""
         if msg.type == P.SESSION_START:
             self.journal = []
+        through = self.stages.orders_through()
+        if through is not None:  # the broker books a message once every trader's orders before it are in
+            msg.body["orders_through"] = through
         frames = self._send(msg)
         if frames is not None:
             self.journal.append(frames)
@@ -131,21 +134,32 @@ class SessionEngine:
 
     # ---- input from the service ----------------------------------------------------------------
     def on_hello(self, stage: str, role: str, pid: int = 0, indicators: list | None = None,
-                 peer: bytes | None = None) -> dict:
+                 peer: bytes | None = None, trades: bool = False) -> dict:
         """Register a stage; the indicators its strategies declared are computed from the next session
         start on (for the configured stages: from the first, as they register before it)."""
         try:
             declared = self.config.declared_indicators(indicators or [], f"{stage}: declared indicators")
         except ValueError as exc:
             raise CommandError(str(exc)) from None
-        self.stages.register(stage, role, pid, self.global_step, self.catchup.snapshot_id, declared, peer)
+        trader = (bool(trades), self.journal_seq)
+        self.stages.register(stage, role, pid, self.global_step, self.catchup.snapshot_id, declared, peer, trader)
         # a restarted processor/quality republishes its answers once this many stages subscribed to it
-        listeners = sum(1 for s in self.stages if s.name not in ("processor", "quality"))
+        listeners = sum(1 for s in self.stages if s.name not in ("processor", "quality", "broker"))
         return {"ok": True, "hello": True, "state": self.state.value, "step": self.global_step,
                 "listeners": listeners}
 
     def on_ack(self, body: dict, peer: bytes | None = None) -> None:
-        self.stages.on_ack(body, peer)
+        info = self.stages.on_ack(body, peer)
+        actions = body.get("actions")
+        if info is None or not actions or self.state is State.ENDING:
+            return  # after BACKTEST_END the broker has booked its last step: nothing would fill
+        if not info.trader or not isinstance(actions, list):
+            log.warning("ack from %s: order actions dropped (%s)", info.name,
+                        "not a list" if info.trader else "it did not register as a trading stage")
+            return
+        # relayed at once, so they precede every message stamped with this ack's orders_through
+        self.publish(P.Message(P.ORDERS, {"stage": info.name, "actions": actions},
+                               step=self.global_step, clock=self.clock_ns))
 
     def command(self, name: str, args: dict, request_id: str) -> dict:
         return self.commands.handle(name, args, request_id)

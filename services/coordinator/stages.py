@@ -32,6 +32,9 @@ class StageInfo:
     last_seen_wall: float = 0.0  # any ack, `alive` included: the process is there
     lost_step: int | None = None  # the step at which it was declared lost (not seen for lost_after_s)
     peer: bytes | None = None     # the ROUTER identity of the connection that registered it: acks must come on it
+    status: dict | None = None    # what the stage reports with its alive acks (the broker: accounts)
+    trader: bool = False          # its strategies trade: its acks carry order actions, relayed as ORDERS
+    orders_through: int = 0       # it has sent every order placed up to this coordinator seq
 
 
 class StageRegistry:
@@ -52,7 +55,8 @@ class StageRegistry:
         return iter(self.by_name.values())
 
     def register(self, stage: str, role: str, pid: int, step: int, snapshot_id: int,
-                 indicators: list | None = None, peer: bytes | None = None) -> None:
+                 indicators: list | None = None, peer: bytes | None = None,
+                 trader: tuple[bool, int] = (False, 0)) -> None:
         """Register a stage. A name held by another live connection is refused (two processes under one
         name would merge their acks and overwrite each other's results); the same connection may
         re-register (resync), and a stalled or lost holder may be replaced (a restarted stage)."""
@@ -78,14 +82,21 @@ class StageRegistry:
         info.snapshot_ack = snapshot_id  # a joiner's snapshot (the journal) includes every catch-up so far
         info.last_ack_wall = info.last_seen_wall = self.clock()
         info.indicators = list(indicators or [])
-        log.info("stage registered: %s (%s, pid %d)", stage, role, pid)
+        info.trader = trader[0] and role == "participant"
+        info.orders_through = max(info.orders_through, trader[1])  # a joiner places nothing before its snapshot
+        log.info("stage registered: %s (%s, pid %d%s)", stage, role, pid, ", trades" if info.trader else "")
+
+    def orders_through(self) -> int | None:
+        """Every trading stage has sent the orders it placed up to this coordinator seq (None: no trader)."""
+        values = [s.orders_through for s in self.participants() if s.trader]
+        return min(values) if values else None
 
     def declared_indicators(self) -> list[dict]:
         """Indicator entries declared by the registered stages, in stage-name order."""
         return [entry for name in sorted(self.by_name) for entry in self.by_name[name].indicators]
 
-    def on_ack(self, body: dict, peer: bytes | None = None) -> None:
-        """An ack counts only from the connection that registered the stage it names."""
+    def on_ack(self, body: dict, peer: bytes | None = None) -> StageInfo | None:
+        """An ack counts only from the connection that registered the stage it names (returned, else None)."""
         info = self.by_name.get(body["stage"])
         if info is None or (peer is not None and info.peer is not None and peer != info.peer):
             self.ignored_acks += 1
@@ -111,6 +122,7 @@ class StageRegistry:
             info.snapshot_ack = max(info.snapshot_ack, ref)
         elif kind == "flushed":
             info.flushed = True
+        return info
 
     def participants(self) -> list[StageInfo]:
         return [s for s in self.by_name.values() if s.role == "participant"]

@@ -1,0 +1,24 @@
+"""Broker process: the book of record of simulated execution (orders, fills, positions, P&L).
+
+Sockets: SUB coordinator (bars, session events, relayed ORDERS), DEALER registration and acks.
+Run: python -m services.broker --config configs/trading.json
+"""
+import sys
+
+import click
+
+from common.logsetup import log_level_option, set_level_from_option
+from common.stage.runtime import stage_main
+from services.broker.handler import BrokerHandler
+
+
+@click.command(help="Run the broker.")
+@log_level_option
+@click.option("--config", "config_path", default="configs/default.json", show_default=True)
+def main(config_path: str, log_level: str | None) -> None:
+    set_level_from_option(log_level)
+    sys.exit(stage_main("broker", BrokerHandler, config_path, snapshot_join=True))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""The broker with real processes: orders from a strategy, fills, accounts and result files."""
+from __future__ import annotations
+
+import json
+
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import Pipeline, write_config
+
+TRADER = {"class": "strategies.trading:SmaCrossTrader", "name": "sma_trader",
+          "params": {"fast": 5, "slow": 20, "qty": 10}}
+
+
+def trading_config(tmp, store_root, strategies=None, broker=None, **overrides):
+    return write_config(tmp, store_root, strategies=strategies or [TRADER],
+                        stages=["processor", "quality", "analysis", "broker"],
+                        broker=broker or {"starting_cash": 100000, "commission": {"per_share": 0.005}},
+                        **overrides)
+
+
+def run_dir(tmp):
+    runs = [p for p in (tmp / "results").iterdir() if p.is_dir() and p.name != "latest"]
+    assert len(runs) == 1
+    return runs[0]
+
+
+def run(tmp, config):
+    pipeline = Pipeline(tmp, config)
+    codes = pipeline.wait(timeout=180)
+    assert set(codes.values()) == {0}, pipeline.all_logs()
+    return run_dir(tmp), pipeline
+
+
+def table(folder, name):
+    return pq.read_table(folder / "broker" / f"{name}.parquet").to_pylist()
+
+
+def test_a_trading_run_writes_orders_fills_equity_and_metrics(tmp_path, sample_store):
+    folder, pipeline = run(tmp_path, trading_config(tmp_path, sample_store.root))
+    fills, orders, equity = table(folder, "fills"), table(folder, "orders"), table(folder, "equity")
+    metrics = table(folder, "metrics")
+    assert fills and orders and equity
+    assert {m["account"] for m in metrics} == {"analysis/sma_trader"}
+    assert "booking difference" in pipeline.log("broker") and "0 booking difference(s)" in pipeline.log("broker")
+    # every fill is at a bar's open time, after the order was placed
+    placed = {o["order_id"]: o["placed_clock_ns"] for o in orders}
+    assert all(f["ts_ns"] >= placed[f["order_id"]] for f in fills)
+    assert metrics[0]["final_equity"] == pytest.approx(equity[-1]["equity"])
+    assert metrics[0]["commissions"] == pytest.approx(sum(f["commission"] for f in fills))
