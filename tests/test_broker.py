@@ -48,3 +48,40 @@ def test_a_trading_run_writes_orders_fills_equity_and_metrics(tmp_path, sample_s
     assert all(f["ts_ns"] >= placed[f["order_id"]] for f in fills)
     assert metrics[0]["final_equity"] == pytest.approx(equity[-1]["equity"])
     assert metrics[0]["commissions"] == pytest.approx(sum(f["commission"] for f in fills))
+
+
+def test_an_error_in_on_fill_follows_on_error(tmp_path, sample_store):
+    raiser = {"class": "support.trading:BuyOnceRaiseOnFill", "name": "raiser"}
+    folder, pipeline = run(tmp_path, trading_config(tmp_path, sample_store.root, strategies=[raiser, TRADER]))
+    log = pipeline.log("analysis")
+    assert "strategy raiser raised in on_fill" in log and "boom on fill of order 1" in log
+    assert "strategy disabled" in log
+    # the other strategy trades on, the raiser's fill is booked
+    fills = table(folder, "fills")
+    assert {f["account"] for f in fills} == {"analysis/raiser", "analysis/sma_trader"}
+
+
+def test_an_error_in_on_fill_with_on_error_stop_stops_the_run(tmp_path, sample_store):
+    raiser = {"class": "support.trading:BuyOnceRaiseOnFill", "name": "raiser", "on_error": "stop"}
+    pipeline = Pipeline(tmp_path, trading_config(tmp_path, sample_store.root, strategies=[raiser]))
+    codes = pipeline.wait(timeout=120)
+    assert set(codes.values()) == {3}, pipeline.all_logs()
+    assert "stopping the run" in pipeline.log("analysis")
+
+
+def test_bad_orders_are_refused_with_the_field_named_and_the_run_goes_on(tmp_path, sample_store):
+    bad = {"class": "support.trading:BadOrders", "name": "bad"}
+    folder, _ = run(tmp_path, trading_config(tmp_path, sample_store.root, strategies=[bad]))
+    reasons = [s["reason"] for s in pq.read_table(folder / "analysis" / "signals.parquet").to_pylist()]
+    assert "refused: limit: required for a limit order" in reasons
+    assert any(r.startswith("order 1 rejected insufficient buying power") for r in reasons)
+    assert "order 2 accepted " in reasons and "order 2 filled " in reasons
+    orders = table(folder, "orders")
+    assert [(o["order_id"], o["status"]) for o in orders] == [(1, "rejected"), (2, "filled")]
+
+
+def test_a_config_without_the_broker_refuses_orders_by_name(tmp_path, sample_store):
+    bad = {"class": "support.trading:BuyOnceRaiseOnFill", "name": "raiser"}
+    pipeline = Pipeline(tmp_path, write_config(tmp_path, sample_store.root, strategies=[bad]))
+    assert set(pipeline.wait(timeout=120).values()) == {0}
+    assert "trading needs the broker: add \"broker\" to the config's stages" in pipeline.log("analysis")
