@@ -1,7 +1,6 @@
 """The broker with real processes: orders from a strategy, fills, accounts and result files."""
 from __future__ import annotations
 
-import json
 
 import pyarrow.parquet as pq
 import pytest

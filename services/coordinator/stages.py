@@ -86,10 +86,15 @@ class StageRegistry:
         info.orders_through = max(info.orders_through, trader[1])  # a joiner places nothing before its snapshot
         log.info("stage registered: %s (%s, pid %d%s)", stage, role, pid, ", trades" if info.trader else "")
 
-    def orders_through(self) -> int | None:
-        """Every trading stage has sent the orders it placed up to this coordinator seq (None: no trader)."""
+    def orders_stamp(self) -> dict:
+        """{"orders_through": seq}: every trading stage has sent the orders it placed up to that coordinator
+        seq ({} without a trading stage)."""
         values = [s.orders_through for s in self.participants() if s.trader]
-        return min(values) if values else None
+        return {"orders_through": min(values)} if values else {}
+
+    def answer_listeners(self) -> int:
+        """Stages that subscribe to the processor's and quality's answers (analysis processes)."""
+        return sum(1 for s in self.by_name.values() if s.name not in ("processor", "quality", "broker"))
 
     def declared_indicators(self) -> list[dict]:
         """Indicator entries declared by the registered stages, in stage-name order."""
@@ -193,6 +198,18 @@ class StageRegistry:
                 info.stalled = True
                 log.error("stage %s has not acknowledged for %.1f s (last ack step %d, published %d)",
                           info.name, now - info.last_ack_wall, info.last_step_ack, step)
+
+
+def relayable_actions(info: StageInfo | None, body: dict) -> list | None:
+    """The order actions an accepted ack carries, to relay as ORDERS (None: none, or not from a trader)."""
+    actions = body.get("actions")
+    if info is None or not actions:
+        return None
+    if not info.trader or not isinstance(actions, list):
+        log.warning("ack from %s: order actions dropped (%s)", info.name,
+                    "not a list" if info.trader else "it did not register as a trading stage")
+        return None
+    return actions
 
 
 def _busy_times(body: dict, flow_window: int) -> list[int]:
