@@ -26,7 +26,7 @@ STATUS_ACCOUNTS = 20  # accounts (and positions per account) `ctl status` shows
 
 
 class BrokerHandler(AnswerOnly):
-    def __init__(self, config, log, name: str = "broker"):
+    def __init__(self, config, log, name: str = "broker", write_files: bool = True):
         self.config = config
         self.log = log
         self.name = name
@@ -38,6 +38,7 @@ class BrokerHandler(AnswerOnly):
         self.date = ""
         self.booked_clock = 0
         self.diverged = 0
+        self.write_files = write_files
 
     def handle(self, msg: P.Message, answers: dict) -> list:
         if msg.type in (P.SESSION_START, P.BACKTEST_END) and is_run_id(msg.body.get("run_id")):
@@ -89,6 +90,9 @@ class BrokerHandler(AnswerOnly):
         return (self.results_root / self.run_id if self.run_id else self.results_root) / self.name
 
     def flush(self) -> None:
+        if not self.write_files:
+            self.log.info("the config's stages do not list the broker: no trading, no result files")
+            return
         folder = self.results_dir
         folder.mkdir(parents=True, exist_ok=True)
         orders = [self.ledger.orders[k] for k in sorted(self.ledger.orders)]
