@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 
+import json
+import re
+
 import pyarrow.parquet as pq
 import pytest
 
@@ -84,3 +87,29 @@ def test_a_config_without_the_broker_refuses_orders_by_name(tmp_path, sample_sto
     pipeline = Pipeline(tmp_path, write_config(tmp_path, sample_store.root, strategies=[bad]))
     assert set(pipeline.wait(timeout=120).values()) == {0}
     assert "trading needs the broker: add \"broker\" to the config's stages" in pipeline.log("analysis")
+
+
+def test_ctl_status_shows_the_accounts(tmp_path, sample_store):
+    import time
+
+    from conftest import ctl
+
+    pause = [{"date": "2025-07-02", "at": "11:00", "command": "pause"}]
+    config = trading_config(tmp_path, sample_store.root, schedule=pause)
+    pipeline = Pipeline(tmp_path, config)
+    try:
+        deadline = time.monotonic() + 60
+        status = {}
+        while time.monotonic() < deadline:  # polls ctl: the pause comes when the run gets there
+            res = ctl(config, "status", "--json")
+            status = json.loads(res.stdout) if res.returncode == 0 else {}
+            if status.get("operator_paused") and status.get("accounts"):
+                break
+        assert status.get("accounts"), pipeline.all_logs()
+        text = ctl(config, "status").stdout
+        assert re.search(r"account +analysis/sma_trader +equity [\d,]+\.\d\d  cash [\d,]+\.\d\d", text), text
+        assert "(booked to 2025-07-02 1" in text
+        ctl(config, "stop")
+        assert set(pipeline.wait(timeout=60).values()) == {3}
+    finally:
+        pipeline.kill()

@@ -109,12 +109,17 @@ class StageRegistry:
                 log.warning("ack for stage %s from %s ignored (%d so far)", body["stage"],
                             "a connection that did not register it" if info else "an unregistered stage",
                             self.ignored_acks)
-            return
+            return None
         now = self.clock()
         info.last_seen_wall = now
         kind, ref = body["kind"], body["ref"]
+        through = body.get("orders_through")
+        if info.trader and isinstance(through, int) and not isinstance(through, bool):
+            info.orders_through = max(info.orders_through, through)
         if kind == "alive":  # seen, but no progress: stall detection goes by the other acks
-            return
+            if isinstance(body.get("status"), dict):
+                info.status = body["status"]
+            return info
         if info.stalled:
             log.info("stage %s acknowledges again after a stall", info.name)
             info.stalled = False
