@@ -188,3 +188,29 @@ def test_broker_config_errors_name_the_json_path(broker, message):
     cfg = {"session": {"start_date": "2025-07-02", "end_date": "2025-07-02", "symbols": ["AAPL"]}, "broker": broker}
     with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("(", r"\(")):
         parse_config(cfg)
+
+
+def test_the_broker_books_a_message_once_the_orders_before_it_are_in():
+    """ORDERS for seq 2 arrive after STEP 3: STEP 3 waits until a stamp says every trader is through 2."""
+    import logging
+
+    from common.wire import protocol as P
+    from services.broker.booking import Booking
+
+    booked = []
+    booking = Booking(lambda msg, actions: booked.append((msg.seq, [a.order_id for _, a in actions])),
+                      logging.getLogger("test"))
+
+    def coordinator(seq, kind=P.STEP, stamp=0, **body):
+        return P.Message(kind, {**body, "orders_through": stamp}, seq=seq)
+
+    new = Action(2, "s", "new", 1, order_request("AAPL", 1)).encode()
+    booking.receive(coordinator(1, P.SESSION_START))
+    booking.receive(coordinator(2, stamp=1))
+    booking.receive(coordinator(3, stamp=1))          # the trader has not sent what it placed at 2
+    assert booked == [(1, []), (2, [])]
+    booking.receive(coordinator(4, P.ORDERS, stamp=1, stage="analysis", actions=[new]))
+    booking.receive(coordinator(5, stamp=2))
+    assert booked == [(1, []), (2, []), (3, [1])]     # 5 waits for what was placed at 3
+    booking.receive(coordinator(6, P.BACKTEST_END, stamp=3))
+    assert [seq for seq, _ in booked] == [1, 2, 3, 5, 6]
