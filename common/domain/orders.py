@@ -114,6 +114,7 @@ class Order:
     reason: str = ""
     updated_clock: int = 0
     commission: float = 0.0
+    reserve_price: float = 0.0   # a buy's price for the buying-power check (limit, stop or last close)
 
     @property
     def symbol(self) -> str:

@@ -22,6 +22,8 @@ class Account:
     next_id: int = 1
     realized: float = 0.0
     commissions: float = 0.0
+    held_cash: float = 0.0                                    # what open buys hold back (remaining x reserve price)
+    held_shares: dict[str, float] = field(default_factory=dict)  # what open sells hold back, per symbol
 
     def qty(self, symbol: str) -> float:
         pos = self.positions.get(symbol)
@@ -30,14 +32,13 @@ class Account:
     def open_orders(self) -> list[Order]:
         return [self.orders[i] for i in self.open_ids]
 
-    def reserved(self, symbol: str | None, buy: bool, price_of) -> float:
-        """What the open orders on one side hold back: cash (buys, at `price_of(order)`) or shares (sells)."""
-        total = 0.0
-        for order in self.open_orders():
-            if (order.request.qty > 0) != buy or (symbol is not None and order.symbol != symbol):
-                continue
-            total += order.remaining * (price_of(order) if buy else 1.0)
-        return total
+    def hold(self, order: Order, shares: float) -> None:
+        """An open order holds back cash (a buy, at its reserve price) or shares (a sell); negative
+        `shares` release what it held (filled, cancelled, expired)."""
+        if order.request.qty > 0:
+            self.held_cash += shares * order.reserve_price
+        else:
+            self.held_shares[order.symbol] = self.held_shares.get(order.symbol, 0.0) + shares
 
     def apply_fill(self, fill: Fill) -> float:
         """Cash, position and average cost after a fill; returns the P&L it realized (before commission)."""

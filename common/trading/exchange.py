@@ -81,36 +81,35 @@ class Exchange:
         order = Order(acct.next_id, account, request, clock, updated_clock=clock)
         acct.next_id += 1
         acct.orders[order.id] = order
-        problem = self._refusal(acct, request)
+        reference = rules.reference_price(request.type, request.limit, request.stop, self.price(request.symbol))
+        problem = self._refusal(acct, request, reference)
         if problem:
             order.status, order.reason = OrderStatus.REJECTED, problem
         else:
-            acct.open_ids.append(order.id)
-            self.working += 1
+            order.reserve_price = 0.0 if math.isnan(reference) else reference
+            self._open(acct, order)
         self.events.append(("order", order))
         return order
 
-    def _refusal(self, acct: Account, r: OrderRequest) -> str:
+    def _open(self, acct: Account, order: Order) -> None:
+        acct.open_ids.append(order.id)
+        acct.hold(order, order.remaining)
+        self.working += 1
+
+    def _refusal(self, acct: Account, r: OrderRequest, ref: float) -> str:
         if r.symbol not in self.active:
             return f"{r.symbol} is not in the session"
         if r.qty > 0 and not self.config.margin:
-            ref = rules.reference_price(r.type, r.limit, r.stop, self.price(r.symbol))
             if math.isnan(ref):
                 return f"no price known for {r.symbol} yet: a market buy needs one for the buying-power check"
-            held = acct.reserved(None, True, self._reference)
             need = ref * r.qty + rules.commission(self.config, r.qty, ref, True)
-            if need > acct.cash - held + 1e-9:
-                return f"insufficient buying power: needs {need:.2f}, available {acct.cash - held:.2f}"
+            if need > acct.cash - acct.held_cash + 1e-9:
+                return f"insufficient buying power: needs {need:.2f}, available {acct.cash - acct.held_cash:.2f}"
         if r.qty < 0 and not self.config.shorting:
-            available = acct.qty(r.symbol) - acct.reserved(r.symbol, False, self._reference)
+            available = acct.qty(r.symbol) - acct.held_shares.get(r.symbol, 0.0)
             if -r.qty > available + 1e-9:
                 return f"short selling is off: sells {-r.qty:g} {r.symbol}, holds {available:g} not already for sale"
         return ""
-
-    def _reference(self, order: Order) -> float:
-        r = order.request
-        ref = rules.reference_price(r.type, r.limit, r.stop, self.price(r.symbol))
-        return 0.0 if math.isnan(ref) else ref
 
     def cancel(self, account: str, order_id: int, clock: int) -> bool:
         """Cancel an open order; False when there is no such open order."""
@@ -122,6 +121,7 @@ class Exchange:
         return True
 
     def _close(self, acct: Account, order: Order, status: OrderStatus, clock: int, reason: str) -> None:
+        acct.hold(order, -order.remaining)
         order.move(status, clock, reason)
         acct.close_order(order)
         self.working -= 1
@@ -165,6 +165,7 @@ class Exchange:
         signed = shares if order.request.qty > 0 else -shares
         fill = Fill(acct.name, order.id, order.symbol, signed, price, fee, ts, clock)
         acct.apply_fill(fill)
+        acct.hold(order, -shares)
         order.avg_price = (order.avg_price * order.filled + price * shares) / (order.filled + shares)
         order.filled += shares
         order.commission += fee
@@ -206,8 +207,7 @@ class Exchange:
                       reason=reason, updated_clock=clock)
         acct.next_id += 1
         acct.orders[order.id] = order
-        acct.open_ids.append(order.id)
-        self.working += 1
+        self._open(acct, order)
         self.events.append(("order", order))
         fee = rules.commission(self.config, abs(qty), price, True)
         self._fill(acct, order, abs(qty), price, fee, clock, clock)
@@ -217,9 +217,17 @@ class Exchange:
         acct = self.accounts[account]
         return acct.cash + self.position_value(account)
 
-    def position_value(self, account: str) -> float:
+    def position_value(self, account: str, prices: list | None = None) -> float:
+        """Positions at their last close; `prices` (self.last as a list) saves the lookups of a whole step."""
         acct = self.accounts[account]
-        return sum(pos.qty * self.price(symbol) for symbol, pos in acct.positions.items())
+        if prices is None:
+            return sum(pos.qty * self.price(symbol) for symbol, pos in acct.positions.items())
+        total = 0.0
+        for symbol, pos in acct.positions.items():
+            slot = self.slot_of.get(symbol)
+            price = prices[slot] if slot is not None else math.nan
+            total += pos.qty * (self.price(symbol) if price != price else price)
+        return total
 
     def take_events(self) -> list[tuple]:
         out, self.events = self.events, []

@@ -95,13 +95,15 @@ class BrokerHandler(AnswerOnly):
             return
         folder = self.results_dir
         folder.mkdir(parents=True, exist_ok=True)
-        orders = [self.ledger.orders[k] for k in sorted(self.ledger.orders)]
-        metrics = [account_metrics(n, self.config.broker.starting_cash, self.ledger) for n in self.exchange.accounts]
-        for name, rows in (("orders", orders), ("fills", self.ledger.fills), ("positions", self.ledger.positions),
-                           ("equity", self.ledger.equity), ("trades", self.ledger.trades), ("metrics", metrics)):
+        by_key = self.ledger.orders
+        tables = {"orders": [by_key[k] for k in sorted(by_key)], "fills": self.ledger.fills,
+                  "positions": self.ledger.positions, "equity": self.ledger.equity, "trades": self.ledger.trades}
+        metrics = [account_metrics(n, self.config.broker.starting_cash, self.ledger, tables)
+                   for n in self.exchange.accounts]
+        for name, rows in {**tables, "metrics": metrics}.items():
             write_table(folder, name, rows)
         self.log.info("results written to %s: %d order(s), %d fill(s), %d trade(s); %d booking difference(s)",
-                      folder, len(orders), len(self.ledger.fills), len(self.ledger.trades), self.diverged)
+                      folder, len(tables["orders"]), len(tables["fills"]), len(tables["trades"]), self.diverged)
         for m in metrics:
             self.log.info("  %s  equity %.2f  return %s  sharpe %s  max drawdown %s  trades %d  commissions %.2f",
                           m["account"], m["final_equity"], _pct(m["total_return"]), _num(m["sharpe"]),

@@ -37,11 +37,13 @@ class Trip:
 
 
 class Ledger:
+    """Rows are built when asked for (orders keep changing until they close; formatting times costs)."""
+
     def __init__(self):
-        self.orders: dict[tuple[str, int], dict] = {}
-        self.fills: list[dict] = []
+        self._orders: dict[tuple[str, int], tuple[Order, str]] = {}   # the order itself, its session date
+        self._fills: list[tuple[Fill, str]] = []
         self.positions: list[dict] = []
-        self.equity: list[dict] = []
+        self._equity: list[tuple] = []
         self.trades: list[dict] = []
         self.open_trips: dict[tuple[str, str], Trip] = {}
         self.day_end_equity: dict[str, list[tuple[str, float]]] = {}
@@ -49,13 +51,25 @@ class Ledger:
     def record(self, events: list[tuple], session_date: str) -> None:
         for event in events:
             if event[0] == "order":
-                order: Order = event[1]
-                self.orders[(order.account, order.id)] = {**order.as_row(), "session_date": session_date}
+                self._orders.setdefault((event[1].account, event[1].id), (event[1], session_date))
             else:
-                fill: Fill = event[1]
-                self.fills.append({**fill.as_row(), "time": fmt_exchange(fill.ts, with_date=True),
-                                   "session_date": session_date})
-                self._trip(fill)
+                self._fills.append((event[1], session_date))
+                self._trip(event[1])
+
+    @property
+    def orders(self) -> dict[tuple[str, int], dict]:
+        return {key: {**order.as_row(), "session_date": date} for key, (order, date) in self._orders.items()}
+
+    @property
+    def fills(self) -> list[dict]:
+        return [{**fill.as_row(), "time": fmt_exchange(fill.ts, with_date=True), "session_date": date}
+                for fill, date in self._fills]
+
+    @property
+    def equity(self) -> list[dict]:
+        return [{"clock_ns": clock, "time": fmt_exchange(clock, with_date=True), "account": name, "cash": cash,
+                 "position_value": value, "equity": cash + value, "exposed": exposed}
+                for clock, name, cash, value, exposed in self._equity]
 
     def _trip(self, fill: Fill) -> None:
         key = (fill.account, fill.symbol)
@@ -79,12 +93,10 @@ class Ledger:
                 del self.open_trips[key]
 
     def mark_step(self, clock: int, exchange: Exchange) -> None:
-        time = fmt_exchange(clock, with_date=True)
+        prices = exchange.last.tolist()
         for name, acct in exchange.accounts.items():
-            value = exchange.position_value(name)
-            self.equity.append({"clock_ns": clock, "time": time, "account": name, "cash": acct.cash,
-                                "position_value": value, "equity": acct.cash + value,
-                                "exposed": bool(acct.positions)})
+            value = exchange.position_value(name, prices) if acct.positions else 0.0
+            self._equity.append((clock, name, acct.cash, value, bool(acct.positions)))
 
     def close_day(self, date: str, exchange: Exchange) -> None:
         for name, acct in exchange.accounts.items():

@@ -37,10 +37,11 @@ def max_drawdown(rows: list[dict]) -> tuple[float, str, str]:
     return worst, out[0], out[1]
 
 
-def account_metrics(name: str, start: float, ledger) -> dict:
-    rows = [r for r in ledger.equity if r["account"] == name]
+def account_metrics(name: str, start: float, ledger, tables: dict) -> dict:
+    """The figures of one account from the ledger's `tables` (equity, fills, orders rows)."""
+    rows = [r for r in tables["equity"] if r["account"] == name]
     trades = [t for t in ledger.trades if t["account"] == name]
-    fills = [f for f in ledger.fills if f["account"] == name]
+    fills = [f for f in tables["fills"] if f["account"] == name]
     final = rows[-1]["equity"] if rows else start
     sharpe, sortino = daily_ratios(start, [e for _, e in ledger.day_end_equity.get(name, [])])
     drawdown, peak, trough = max_drawdown(rows)
@@ -56,5 +57,5 @@ def account_metrics(name: str, start: float, ledger) -> dict:
         "exposure": _ratio(sum(1 for r in rows if r["exposed"]), len(rows)),
         "turnover": _ratio(sum(abs(f["qty"] * f["price"]) for f in fills), mean_equity),
         "commissions": sum(f["commission"] for f in fills), "fills": len(fills),
-        "orders": sum(1 for (acct, _) in ledger.orders if acct == name),
+        "orders": sum(1 for o in tables["orders"] if o["account"] == name),
     }
