@@ -112,8 +112,10 @@ def main() -> None:
                 on.append(pair[True]["bars_per_s"])
                 ratios.append(on[-1] / off[-1])
                 fills = pair[True]["fills"]
+                busy = " ".join(f"{s}:{pair[t]['stages'][s]['busy_us']['mean']:.0f}" for t in (False, True)
+                                for s in sorted(pair[t]["stages"]))
                 print(f"{n:>4} x 5  off {off[-1]:>9,.0f} bars/s   on {on[-1]:>9,.0f} bars/s   "
-                      f"ratio {ratios[-1]:.2f}   fills {fills}", flush=True)
+                      f"ratio {ratios[-1]:.2f}   fills {fills}   busy us/step off|on {busy}", flush=True)
             print(f"{n:>4} x 5  MEDIAN off {statistics.median(off):,.0f}  on {statistics.median(on):,.0f}  "
                   f"on/off {statistics.median(ratios):.2f}  ({fills} fills per run)", flush=True)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
 class OrderError(ValueError):
@@ -52,8 +53,7 @@ TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
 }
 
 
-@dataclass(frozen=True)
-class OrderRequest:
+class OrderRequest(NamedTuple):
     """A validated order request (what ctx.order builds and the broker decodes)."""
     symbol: str
     qty: float
@@ -73,16 +73,25 @@ def _price(value, name: str) -> float:
     return float(value)
 
 
+_BY_VALUE = {kind: {m.value: m for m in kind} | {m: m for m in kind} for kind in (OrderType, TimeInForce)}
+
+
 def _enum(enum_type, value, name: str):
     try:
-        return enum_type(value.value if isinstance(value, enum_type) else value)
-    except ValueError:
+        return _BY_VALUE[enum_type][value]
+    except (KeyError, TypeError):
         allowed = ", ".join(repr(m.value) for m in enum_type)
         raise OrderError(f"{name}: {value!r} is not one of {allowed}") from None
 
 
+_TIFS = {"day": TimeInForce.DAY, "gtc": TimeInForce.GTC}
+
+
 def order_request(symbol, qty, type="market", limit=None, stop=None, tif="day") -> OrderRequest:
     """Validate the fields of an order; OrderError names the first bad one."""
+    if type == "market" and limit is None and stop is None and tif in _TIFS and isinstance(symbol, str) \
+            and symbol.isupper() and qty.__class__ in (int, float) and qty == qty and qty != 0 and abs(qty) != math.inf:
+        return OrderRequest(symbol, float(qty), OrderType.MARKET, None, None, _TIFS[tif])  # the common case, fast
     if not isinstance(symbol, str) or not symbol.strip():
         raise OrderError(f"symbol: {symbol!r} is not a ticker")
     if isinstance(qty, bool) or not isinstance(qty, (int, float)) or not math.isfinite(qty) or qty == 0:
@@ -100,7 +109,7 @@ def order_request(symbol, qty, type="market", limit=None, stop=None, tif="day") 
                         _price(stop, "stop") if needs_stop else None, _enum(TimeInForce, tif, "tif"))
 
 
-@dataclass
+@dataclass(slots=True)
 class Order:
     """One order of one account and where it stands."""
     id: int
@@ -153,8 +162,7 @@ class Order:
                 "updated_clock_ns": self.updated_clock}
 
 
-@dataclass(frozen=True)
-class Fill:
+class Fill(NamedTuple):
     """Shares of one order traded on one bar: `ts` is the bar's open time (the fill's time), `clock`
     the step that delivered the bar; `qty` is signed like the order."""
     account: str
@@ -188,9 +196,11 @@ class Action:
     def encode(self) -> list:
         if self.kind == "cancel":
             return [self.seq, self.account, "cancel", self.order_id]
-        r = self.request
-        return [self.seq, self.account, "new", self.order_id, r.symbol, r.qty, r.type.value, r.limit, r.stop,
-                r.tif.value]
+        return encode_new(self.seq, self.account, self.order_id, self.request)
+
+
+def encode_new(seq: int, account: str, order_id: int, r: OrderRequest) -> list:
+    return [seq, account, "new", order_id, r.symbol, r.qty, r.type.value, r.limit, r.stop, r.tif.value]
 
 
 def decode_action(item) -> Action:

@@ -18,7 +18,7 @@ class Account:
     cash: float
     positions: dict[str, Position] = field(default_factory=dict)
     orders: dict[int, Order] = field(default_factory=dict)   # every order, by id
-    open_ids: list[int] = field(default_factory=list)        # open orders, in placing order
+    open_ids: dict[int, None] = field(default_factory=dict)  # open orders, in placing order
     next_id: int = 1
     realized: float = 0.0
     commissions: float = 0.0
@@ -66,5 +66,4 @@ class Account:
         return realized
 
     def close_order(self, order: Order) -> None:
-        if order.id in self.open_ids:
-            self.open_ids.remove(order.id)
+        self.open_ids.pop(order.id, None)

@@ -92,7 +92,7 @@ class Exchange:
         return order
 
     def _open(self, acct: Account, order: Order) -> None:
-        acct.open_ids.append(order.id)
+        acct.open_ids[order.id] = None
         acct.hold(order, order.remaining)
         self.working += 1
 

@@ -63,6 +63,8 @@ class AnalysisHandler:
         self.declared = declared_indicators(self.strategies, config)
         self.computed_indicators = IndicatorSet(config.session_indicators(self.declared), 1).catalog()
         self.desk = TradingDesk(config, [n for n, _, _ in self.strategies])
+        self.listeners = {(n, cb): st for n, st, _ in self.strategies for cb in ("on_order", "on_fill")
+                          if hasattr(st, cb)}
 
     def trades(self) -> bool:
         return self.desk.enabled
@@ -137,10 +139,12 @@ class AnalysisHandler:
                 return
             for event in events:
                 name = event[1].account
-                strategy = next((st for n, st, _ in self.strategies if n == name), None)
                 callback = "on_order" if event[0] == "order" else "on_fill"
-                if strategy is not None and name not in self.disabled and hasattr(strategy, callback):
-                    self._call(name, strategy, callback, dataclasses.replace(event[1]))
+                strategy = self.listeners.get((name, callback))
+                if strategy is not None and name not in self.disabled:
+                    # an order changes after the event: the strategy gets it as it was (a fill never changes)
+                    self._call(name, strategy, callback, dataclasses.replace(event[1]) if event[0] == "order"
+                               else event[1])
 
     def _dispatch(self, msg: P.Message, derived) -> None:
         kind = msg.type

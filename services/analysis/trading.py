@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from common.domain.orders import Action, Order, OrderError, order_request
+from common.domain.orders import Action, Order, OrderError, encode_new, order_request
 from common.trading.exchange import Exchange, apply_market_message
 
 
@@ -32,7 +32,7 @@ class TradingDesk:
             raise OrderError("trading needs the broker: add \"broker\" to the config's stages")
         request = order_request(symbol, qty, type, limit, stop, tif)
         order = self.exchange.place(account, request, self.exchange.clock)
-        self.actions.append(Action(self.seq, account, "new", order.id, request).encode())
+        self.actions.append(encode_new(self.seq, account, order.id, request))
         self.placed += 1
         return order.id
 
