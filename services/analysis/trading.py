@@ -45,7 +45,9 @@ class TradingDesk:
         return done
 
     def position(self, account: str, symbol: str) -> float:
-        return self.exchange.open_account(account).qty(symbol.upper())
+        acct = self.exchange.accounts.get(account) or self.exchange.open_account(account)
+        pos = acct.positions.get(symbol) or acct.positions.get(str(symbol).upper())
+        return pos.qty if pos else 0.0
 
     def open_orders(self, account: str) -> list[Order]:
         return [dataclasses.replace(o) for o in self.exchange.open_account(account).open_orders()]

@@ -98,7 +98,7 @@ class BrokerHandler(AnswerOnly):
         by_key = self.ledger.orders
         tables = {"orders": [by_key[k] for k in sorted(by_key)], "fills": self.ledger.fills,
                   "positions": self.ledger.positions, "equity": self.ledger.equity, "trades": self.ledger.trades}
-        metrics = [account_metrics(n, self.config.broker.starting_cash, self.ledger, tables)
+        metrics = [account_metrics(n, self.config.broker.starting_cash, self.ledger.day_end_equity, tables)
                    for n in self.exchange.accounts]
         for name, rows in {**tables, "metrics": metrics}.items():
             write_table(folder, name, rows)

@@ -30,8 +30,7 @@ class Trip:
         exit_value = self.sold_value if self.direction > 0 else self.bought_value
         gross = self.sold_value - self.bought_value
         return {"account": self.account, "symbol": self.symbol, "side": "long" if self.direction > 0 else "short",
-                "entry_ts_ns": self.entry_ts, "exit_ts_ns": exit_ts, "entry": fmt_exchange(self.entry_ts, with_date=True),
-                "exit": fmt_exchange(exit_ts, with_date=True), "qty": entry_qty,
+                "entry_ts_ns": self.entry_ts, "exit_ts_ns": exit_ts, "qty": entry_qty,
                 "entry_price": entry_value / entry_qty, "exit_price": exit_value / entry_qty,
                 "pnl_gross": gross, "commission": self.commission, "pnl": gross - self.commission}
 
@@ -44,7 +43,7 @@ class Ledger:
         self._fills: list[tuple[Fill, str]] = []
         self.positions: list[dict] = []
         self._equity: list[tuple] = []
-        self.trades: list[dict] = []
+        self._trades: list[dict] = []
         self.open_trips: dict[tuple[str, str], Trip] = {}
         self.day_end_equity: dict[str, list[tuple[str, float]]] = {}
 
@@ -64,6 +63,11 @@ class Ledger:
     def fills(self) -> list[dict]:
         return [{**fill.as_row(), "time": fmt_exchange(fill.ts, with_date=True), "session_date": date}
                 for fill, date in self._fills]
+
+    @property
+    def trades(self) -> list[dict]:
+        return [{**t, "entry": fmt_exchange(t["entry_ts_ns"], with_date=True),
+                 "exit": fmt_exchange(t["exit_ts_ns"], with_date=True)} for t in self._trades]
 
     @property
     def equity(self) -> list[dict]:
@@ -89,7 +93,7 @@ class Ledger:
             trip.qty += part
             left -= part
             if abs(trip.qty) < 1e-12:
-                self.trades.append(trip.row(fill.ts))
+                self._trades.append(trip.row(fill.ts))
                 del self.open_trips[key]
 
     def mark_step(self, clock: int, exchange: Exchange) -> None:

@@ -37,13 +37,14 @@ def max_drawdown(rows: list[dict]) -> tuple[float, str, str]:
     return worst, out[0], out[1]
 
 
-def account_metrics(name: str, start: float, ledger, tables: dict) -> dict:
-    """The figures of one account from the ledger's `tables` (equity, fills, orders rows)."""
+def account_metrics(name: str, start: float, day_ends: dict, tables: dict) -> dict:
+    """The figures of one account from the ledger's `tables` (equity, fills, orders, trades rows) and
+    its equity at each session's end."""
     rows = [r for r in tables["equity"] if r["account"] == name]
-    trades = [t for t in ledger.trades if t["account"] == name]
+    trades = [t for t in tables["trades"] if t["account"] == name]
     fills = [f for f in tables["fills"] if f["account"] == name]
     final = rows[-1]["equity"] if rows else start
-    sharpe, sortino = daily_ratios(start, [e for _, e in ledger.day_end_equity.get(name, [])])
+    sharpe, sortino = daily_ratios(start, [e for _, e in day_ends.get(name, [])])
     drawdown, peak, trough = max_drawdown(rows)
     wins = [t["pnl"] for t in trades if t["pnl"] > 0]
     losses = [t["pnl"] for t in trades if t["pnl"] <= 0]
