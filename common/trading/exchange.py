@@ -135,42 +135,49 @@ class Exchange:
             self.last[slots] = bars.close
         if not self.working or not len(slots):
             return
-        row_of = {int(s): i for i, s in enumerate(slots.tolist())}
+        row_of = {s: i for i, s in enumerate(slots.tolist())}
+        columns = None  # the bars as lists, made once a step has an order to decide
         for acct in self.accounts.values():
             for order in acct.open_orders():
-                slot = self.slot_of.get(order.symbol)
-                i = row_of.get(slot) if slot is not None else None
-                if i is not None:
-                    self._decide(acct, order, bars, i, clock)
+                i = row_of.get(self.slot_of.get(order.request.symbol, -1))
+                if i is None:
+                    continue
+                if columns is None:
+                    columns = (bars.open.tolist(), bars.high.tolist(), bars.low.tolist(), bars.volume.tolist(),
+                               bars.ts.tolist())
+                self._decide(acct, order, columns, i, clock)
 
-    def _decide(self, acct: Account, order: Order, bars: Bars, i: int, clock: int) -> None:
-        price, slips = rules.bar_price(order, float(bars.open[i]), float(bars.high[i]), float(bars.low[i]))
+    def _decide(self, acct: Account, order: Order, columns: tuple, i: int, clock: int) -> None:
+        opens, highs, lows, volumes, stamps = columns
+        price, slips = rules.bar_price(order, opens[i], highs[i], lows[i])
         if price is None:
             return
-        shares = rules.fillable(self.config, order.remaining, float(bars.volume[i]))
+        config = self.config
+        shares = rules.fillable(config, abs(order.request.qty) - order.filled, volumes[i])
         if shares <= 0:
             return
         buy = order.request.qty > 0
         if slips:
-            price = rules.slipped(self.config, price, buy)
-        fee = rules.commission(self.config, shares, price, order.filled == 0)
-        if buy and not self.config.margin and shares * price + fee > acct.cash + 1e-9:
+            price = rules.slipped(config, price, buy)
+        fee = rules.commission(config, shares, price, order.filled == 0)
+        if buy and not config.margin and shares * price + fee > acct.cash + 1e-9:
             self._close(acct, order, OrderStatus.REJECTED, clock,
                         f"insufficient cash at the fill: {shares * price + fee:.2f} > {acct.cash:.2f}")
             return
-        self._fill(acct, order, shares, price, fee, int(bars.ts[i]), clock)
+        self._fill(acct, order, shares, price, fee, stamps[i], clock)
 
     def _fill(self, acct: Account, order: Order, shares: float, price: float, fee: float, ts: int,
               clock: int) -> None:
         signed = shares if order.request.qty > 0 else -shares
-        fill = Fill(acct.name, order.id, order.symbol, signed, price, fee, ts, clock)
+        fill = Fill(acct.name, order.id, order.request.symbol, signed, price, fee, ts, clock)
         acct.apply_fill(fill)
         acct.hold(order, -shares)
-        order.avg_price = (order.avg_price * order.filled + price * shares) / (order.filled + shares)
-        order.filled += shares
+        filled = order.filled + shares
+        order.avg_price = price if not order.filled else (order.avg_price * order.filled + price * shares) / filled
+        order.filled = filled
         order.commission += fee
         self.events.append(("fill", fill, order))
-        if order.remaining <= 1e-12:
+        if abs(order.request.qty) - filled <= 1e-12:
             self._close(acct, order, OrderStatus.FILLED, clock, "")
         else:
             order.move(OrderStatus.PARTIALLY_FILLED, clock)
