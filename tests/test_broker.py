@@ -113,3 +113,27 @@ def test_ctl_status_shows_the_accounts(tmp_path, sample_store):
         assert set(pipeline.wait(timeout=60).values()) == {3}
     finally:
         pipeline.kill()
+
+
+def test_volume_cap_partial_fills_and_a_removed_symbol_is_flattened(tmp_path, sample_store):
+    trader = {"class": "strategies.trading:EveryBarTrader", "name": "every", "params": {"qty": 300}}
+    remove = [{"date": "2025-07-02", "at": "12:00", "command": "remove-symbol", "symbols": ["MSFT"]}]
+    config = trading_config(tmp_path, sample_store.root, strategies=[trader], schedule=remove,
+                            session={"end_date": "2025-07-02"},
+                            broker={"volume_cap": 0.01, "commission": {"per_order": 1.0}})
+    folder, _ = run(tmp_path, config)
+    fills, orders = table(folder, "fills"), table(folder, "orders")
+    per_order = {}
+    for f in fills:
+        per_order.setdefault((f["account"], f["order_id"]), []).append(f)
+    assert any(len(parts) > 1 for parts in per_order.values()), "the cap should split some orders"
+    for (account, order_id), parts in per_order.items():
+        order = next(o for o in orders if o["order_id"] == order_id)
+        assert sum(abs(p["qty"]) for p in parts) == pytest.approx(order["filled"])
+        assert [p["commission"] for p in parts][1:] == [0.0] * (len(parts) - 1)  # per order: the first fill
+    flatten = [o for o in orders if o["reason"] == "flatten: MSFT was removed from the session"]
+    cancelled = [o for o in orders if o["reason"] == "MSFT was removed from the session"]
+    assert [o["status"] for o in flatten] == ["filled"] and all(o["status"] == "cancelled" for o in cancelled)
+    assert not any(f["symbol"] == "MSFT" and f["clock_ns"] > flatten[0]["updated_clock_ns"] for f in fills)
+    positions = table(folder, "positions")
+    assert not any(p["symbol"] == "MSFT" for p in positions)
