@@ -8,7 +8,7 @@ import re
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import Pipeline, write_config
+from conftest import Pipeline, ctl, write_config
 
 TRADER = {"class": "strategies.trading:SmaCrossTrader", "name": "sma_trader",
           "params": {"fast": 5, "slow": 20, "qty": 10}}
@@ -92,7 +92,7 @@ def test_a_config_without_the_broker_refuses_orders_by_name(tmp_path, sample_sto
 def test_ctl_status_shows_the_accounts(tmp_path, sample_store):
     import time
 
-    from conftest import ctl
+
 
     pause = [{"date": "2025-07-02", "at": "11:00", "command": "pause"}]
     config = trading_config(tmp_path, sample_store.root, schedule=pause)
@@ -137,3 +137,39 @@ def test_volume_cap_partial_fills_and_a_removed_symbol_is_flattened(tmp_path, sa
     assert not any(f["symbol"] == "MSFT" and f["clock_ns"] > flatten[0]["updated_clock_ns"] for f in fills)
     positions = table(folder, "positions")
     assert not any(p["symbol"] == "MSFT" for p in positions)
+
+
+def test_a_restarted_broker_rebuilds_the_session_from_the_journal(tmp_path, sample_store):
+    """kill -9 of the broker mid-session, `wait`, restart: it replays the session's journal (bars and
+    relayed ORDERS) and its files equal an undisturbed run's, byte for byte."""
+    import signal
+    import sys
+
+    from test_faults import FLOW
+    from test_pipeline import _wait_for_status
+
+    session = {"end_date": "2025-07-02", "clock": {"speed": 3000}}
+    flow = {**FLOW, "on_stage_loss": "wait"}
+    config = trading_config(tmp_path, sample_store.root, session=session, flow=flow)
+    pipe = Pipeline(tmp_path, config)
+    try:
+        _wait_for_status(config, lambda s: s["state"] == "running" and s["session_step"] > 60)
+        pipe.procs["broker"].send_signal(signal.SIGKILL)
+        pipe.procs["broker"].wait()
+        _wait_for_status(config, lambda s: s["lost"])
+        pipe.start("broker2", [sys.executable, "-m", "services.broker", "--config", str(config)])
+        _wait_for_status(config, lambda s: not s["lost"] and s["state"] == "running")
+        ctl(config, "speed", "max")
+        codes = pipe.wait(timeout=120)
+    finally:
+        pipe.kill()
+    del codes["broker"]
+    assert set(codes.values()) == {0}, pipe.all_logs()
+    assert "snapshot applied" in pipe.log("broker2") and "0 booking difference(s)" in pipe.log("broker2")
+    calm_dir = tmp_path / "calm"
+    calm_dir.mkdir()
+    calm, _ = run(calm_dir, trading_config(calm_dir, sample_store.root, session={"end_date": "2025-07-02"},
+                                           flow=FLOW))
+    for name in ("orders", "fills", "equity", "positions", "trades", "metrics"):
+        got = (run_dir(tmp_path) / "broker" / f"{name}.parquet").read_bytes()
+        assert got == (calm / "broker" / f"{name}.parquet").read_bytes(), name
