@@ -40,7 +40,7 @@ from services.analysis.strategies import (
 
 class AnalysisHandler:
     def __init__(self, config, log, name: str = "analysis", strategies=None, results_dir: Path | None = None,
-                 listen_to=("processor", "quality")):
+                 listen_to=("processor", "quality"), observer: bool = False):
         self.config = config
         self.log = log
         self.name = name
@@ -62,7 +62,7 @@ class AnalysisHandler:
         # indicators the strategies declared (sent with HELLO) and what the session computes
         self.declared = declared_indicators(self.strategies, config)
         self.computed_indicators = IndicatorSet(config.session_indicators(self.declared), 1).catalog()
-        self.desk = TradingDesk(config, [n for n, _, _ in self.strategies])
+        self.desk = TradingDesk(config, [n for n, _, _ in self.strategies], observer)
         self.listeners = {(n, cb): st for n, st, _ in self.strategies for cb in ("on_order", "on_fill")
                           if hasattr(st, cb)}
 

@@ -15,8 +15,10 @@ from common.trading.exchange import Exchange, apply_market_message
 
 
 class TradingDesk:
-    def __init__(self, config, accounts: list[str]):
-        self.enabled = "broker" in config.stages
+    def __init__(self, config, accounts: list[str], observer: bool = False):
+        self.enabled = "broker" in config.stages and not observer
+        self.refusal = ("an observer does not trade (its orders would reach no broker): start it with --participant"
+                        if observer else "trading needs the broker: add \"broker\" to the config's stages")
         self.exchange = Exchange(config.broker, accounts)
         self.actions: list[list] = []   # encoded actions not yet acked
         self.seq = 0                    # the coordinator message being handled
@@ -29,7 +31,7 @@ class TradingDesk:
 
     def order(self, account: str, symbol, qty, type="market", limit=None, stop=None, tif="day") -> int:
         if not self.enabled:
-            raise OrderError("trading needs the broker: add \"broker\" to the config's stages")
+            raise OrderError(self.refusal)
         request = order_request(symbol, qty, type, limit, stop, tif)
         order = self.exchange.place(account, request, self.exchange.clock)
         self.actions.append(encode_new(self.seq, account, order.id, request))
