@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MINIMAL = {"session": {"start_date": "2025-07-01", "end_date": "2025-07-07", "symbols": ["AAPL", "MSFT"]}}
 
 
-@pytest.mark.parametrize("name", ["default.json", "default-slow.json", "example.json"])
+@pytest.mark.parametrize("name", ["default.json", "default-slow.json", "example.json", "trading.json"])
 def test_shipped_configs_load(name):
     config = load_config(ROOT / "configs" / name)
     assert config.mode == "backtest" and config.symbols and "1m" in config.streams
