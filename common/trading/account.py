@@ -6,13 +6,13 @@ from dataclasses import dataclass, field
 from common.domain.orders import Fill, Order
 
 
-@dataclass
+@dataclass(slots=True)
 class Position:
     qty: float = 0.0
     avg_cost: float = 0.0   # average price of the open shares (signed position, unsigned price)
 
 
-@dataclass
+@dataclass(slots=True)
 class Account:
     name: str
     cash: float

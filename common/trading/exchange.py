@@ -93,7 +93,7 @@ class Exchange:
 
     def _open(self, acct: Account, order: Order) -> None:
         acct.open_ids[order.id] = None
-        acct.hold(order, order.remaining)
+        acct.hold(order, abs(order.request.qty))
         self.working += 1
 
     def _refusal(self, acct: Account, r: OrderRequest, ref: float) -> str:
@@ -121,7 +121,9 @@ class Exchange:
         return True
 
     def _close(self, acct: Account, order: Order, status: OrderStatus, clock: int, reason: str) -> None:
-        acct.hold(order, -order.remaining)
+        left = abs(order.request.qty) - order.filled
+        if left > 0:
+            acct.hold(order, -left)
         order.move(status, clock, reason)
         acct.close_order(order)
         self.working -= 1
@@ -149,13 +151,18 @@ class Exchange:
 
     def _decide(self, acct: Account, order: Order, columns: tuple, i: int, clock: int) -> None:
         opens, highs, lows, volumes, stamps = columns
-        price, slips = rules.bar_price(order, opens[i], highs[i], lows[i])
-        if price is None:
-            return
+        if order.request.type is OrderType.MARKET:
+            price, slips = opens[i], True
+        else:
+            price, slips = rules.bar_price(order, opens[i], highs[i], lows[i])
+            if price is None:
+                return
         config = self.config
-        shares = rules.fillable(config, abs(order.request.qty) - order.filled, volumes[i])
-        if shares <= 0:
-            return
+        shares = abs(order.request.qty) - order.filled
+        if config.volume_cap is not None:
+            shares = rules.fillable(config, shares, volumes[i])
+            if shares <= 0:
+                return
         buy = order.request.qty > 0
         if slips:
             price = rules.slipped(config, price, buy)
