@@ -106,6 +106,9 @@ class AnalysisHandler:
                 self.handle(msg, answers)
         finally:
             self.silent = False
+        if self.desk.enabled and any(m.type == P.ORDERS and m.body.get("stage") == self.name for m in messages):
+            self.log.error("this stage traded before it (re)started: its book starts flat here while the broker "
+                           "keeps the stage's accounts (a restarted trading stage does not rebuild its book yet)")
         if not self.started:
             self.started = True
             self._call_all("on_start")
