@@ -173,3 +173,21 @@ def test_a_restarted_broker_rebuilds_the_session_from_the_journal(tmp_path, samp
     for name in ("orders", "fills", "equity", "positions", "trades", "metrics"):
         got = (run_dir(tmp_path) / "broker" / f"{name}.parquet").read_bytes()
         assert got == (calm / "broker" / f"{name}.parquet").read_bytes(), name
+
+
+def test_what_a_strategy_sees_of_its_fills_is_the_brokers_record(tmp_path, sample_store):
+    recorder = {"class": "support.trading:FillRecorder", "name": "rec",
+                "params": {"fast": 3, "slow": 8, "qty": 7, "order_type": "limit", "offset": 0.02}}
+    config = trading_config(tmp_path, sample_store.root, strategies=[recorder],
+                            broker={"commission": {"bps": 2.0, "minimum": 0.5}, "slippage": {"fixed": 0.01}})
+    folder, _ = run(tmp_path, config)
+    seen = [json.loads(s["extra"]) | {"symbol": s["symbol"], "qty": s["qty"]}
+            for s in pq.read_table(folder / "analysis" / "signals.parquet").to_pylist() if s["reason"] == "fill"]
+    booked = table(folder, "fills")
+    assert len(seen) == len(booked) > 10
+    assert [(s["order_id"], s["symbol"], s["qty"], s["price"], s["ts"], s["commission"]) for s in seen] == \
+        [(f["order_id"], f["symbol"], abs(f["qty"]), f["price"], f["ts_ns"], f["commission"]) for f in booked]
+    equity = table(folder, "equity")
+    cash_after = {r["clock_ns"]: r["cash"] for r in equity}
+    last_fill_clock = booked[-1]["clock_ns"]
+    assert seen[-1]["cash"] == cash_after[last_fill_clock]  # the strategy's cash is the broker's, to the bit

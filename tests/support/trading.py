@@ -42,3 +42,22 @@ class BadOrders:
 
     def on_order(self, ctx, order):
         ctx.signal(order.symbol, "buy", order.qty, f"order {order.id} {order.status.value} {order.reason}")
+
+
+class FillRecorder:
+    """strategies.trading:SmaCrossTrader that records every on_fill and on_order as a signal (its own view
+    of its fills, to compare with the broker's record)."""
+
+    intervals = ("1m",)
+
+    def __init__(self, **params):
+        from strategies.trading import SmaCrossTrader
+
+        self.inner = SmaCrossTrader(**params)
+
+    def on_bar(self, ctx, symbol, interval, bar):
+        self.inner.on_bar(ctx, symbol, interval, bar)
+
+    def on_fill(self, ctx, fill):
+        ctx.signal(fill.symbol, fill.side, abs(fill.qty), "fill", order_id=fill.order_id, price=fill.price,
+                   ts=fill.ts, commission=fill.commission, cash=ctx.cash, position=ctx.position(fill.symbol))
