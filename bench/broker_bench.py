@@ -7,7 +7,7 @@ bar, all filled), with the broker process in the run. Generated data, 5 full ses
 (2025-07-07..2025-07-11), the four (five) real processes on ipc sockets, clock max, window 16. Runs are
 interleaved (off, on, off, on, ...) and the ratio is taken per repetition; the median is reported.
 
-  python bench/broker_bench.py [--reps 3] [--sizes 10,100]
+  python bench/broker_bench.py [--reps 3] [--sizes 10,100] [--workload every|rsi]
 """
 from __future__ import annotations
 
@@ -41,6 +41,26 @@ class CountBar:
         else:
             self.n5 += 1
 
+class CountBarRsi(CountBar):
+    """The same, reading RSI(14) of 5m on every 5m bar; with `trade` it buys 1 share below 30 when flat
+    and sells it above 70 (a mean-reversion strategy's order rate)."""
+    def __init__(self, trade=False):
+        super().__init__()
+        self.trade = trade
+    def on_bar(self, ctx, symbol, interval, bar):
+        if interval == "1m":
+            self.n1 += 1
+            return
+        self.n5 += 1
+        rsi = ctx.indicator(symbol, "5m", "rsi(14)")[-1]
+        if not self.trade or rsi != rsi:
+            return
+        held = ctx.position(symbol)
+        if rsi < 30 and held == 0:
+            ctx.buy(symbol, 1)
+        elif rsi > 70 and held > 0:
+            ctx.sell(symbol, held)
+
 class CountBarTrade(CountBar):
     """The same, trading on every 5m bar."""
     def on_bar(self, ctx, symbol, interval, bar):
@@ -56,7 +76,7 @@ class CountBarTrade(CountBar):
 '''
 
 
-def run(tmp: Path, store: BarStore, symbols: list[str], trading: bool) -> dict:
+def run(tmp: Path, store: BarStore, symbols: list[str], trading: bool, workload: str = "every") -> dict:
     ipc = tmp / "ipc"
     ipc.mkdir(exist_ok=True)
     (tmp / "benchstrat.py").write_text(STRATEGY)
@@ -65,7 +85,7 @@ def run(tmp: Path, store: BarStore, symbols: list[str], trading: bool) -> dict:
            "historical": [],
            "indicators": [{"name": "sma", "interval": "5m", "params": {"period": 20}},
                           {"name": "rsi", "interval": "5m", "params": {"period": 14}}],
-           "strategies": [{"class": f"benchstrat:CountBar{'Trade' if trading else ''}", "name": "count"}],
+           "strategies": [_strategy(workload, trading)],
            "stages": stages, "flow": {"window": 16},
            "broker": {"commission": {"per_share": 0.005, "minimum": 1.0}},
            "endpoints": {n: f"ipc://{ipc}/{n}" for n in ("coordinator_pub", "coordinator_router", "coordinator_pull",
@@ -88,10 +108,18 @@ def run(tmp: Path, store: BarStore, symbols: list[str], trading: bool) -> dict:
     return report
 
 
+def _strategy(workload: str, trading: bool) -> dict:
+    if workload == "rsi":
+        return {"class": "benchstrat:CountBarRsi", "name": "count", "params": {"trade": trading}}
+    return {"class": f"benchstrat:CountBar{'Trade' if trading else ''}", "name": "count"}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--sizes", default="10,100")
+    ap.add_argument("--workload", choices=("every", "rsi"), default="every",
+                    help="every: an order on every 5m bar of every symbol; rsi: RSI(14) < 30 / > 70 on 5m")
     a = ap.parse_args()
     sizes = [int(s) for s in a.sizes.split(",")]
     calendar = TradingCalendar()
@@ -107,7 +135,7 @@ def main() -> None:
                 pair = {}
                 for trading in (False, True):
                     with tempfile.TemporaryDirectory() as t:
-                        pair[trading] = run(Path(t), store, symbols[:n], trading)
+                        pair[trading] = run(Path(t), store, symbols[:n], trading, a.workload)
                 off.append(pair[False]["bars_per_s"])
                 on.append(pair[True]["bars_per_s"])
                 ratios.append(on[-1] / off[-1])
