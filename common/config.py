@@ -18,7 +18,8 @@ from common.domain.interval import Interval
 from common.domain.timeconv import parse_date, parse_wall_time
 
 TICKER_RE = re.compile(r"^[A-Z][A-Z0-9.\-]{0,9}$")
-STAGE_NAMES = ("processor", "quality", "analysis")
+STAGE_NAMES = ("processor", "quality", "analysis", "broker")
+DEFAULT_STAGES = ("processor", "quality", "analysis")  # the broker runs when the config lists it
 DEFAULT_ENDPOINTS = {
     "coordinator_pub": "tcp://127.0.0.1:5550",
     "coordinator_router": "tcp://127.0.0.1:5551",
@@ -62,6 +63,20 @@ class ScheduledCommand:
 
 
 @dataclass(frozen=True)
+class BrokerConfig:
+    """Simulated execution (config `broker`): money, costs and rules every account trades under."""
+    starting_cash: float = 100_000.0
+    commission: tuple[str, float] = ("none", 0.0)   # (per_share | per_order | bps | none, rate)
+    commission_minimum: float = 0.0                 # per fill, with per_share
+    slippage: tuple[str, float] = ("none", 0.0)     # (fixed | bps | none, amount)
+    volume_cap: float | None = None                 # most a fill may take of its bar's volume (0..1]
+    margin: bool = False                            # buys beyond cash allowed
+    shorting: bool = False                          # sells beyond the position allowed
+    flatten_at_close: bool = False                  # close every position at each session's last bar
+    on_remove: str = "flatten"                      # a removed symbol's position: flatten | keep
+
+
+@dataclass(frozen=True)
 class SessionConfig:
     path: str
     mode: str
@@ -90,6 +105,7 @@ class SessionConfig:
     results_dir: Path = Path("results")
     calendar: str = "XNYS"
     dump_replica: bool = False
+    broker: BrokerConfig = field(default_factory=BrokerConfig)
     raw: dict = field(default_factory=dict)
 
     def derived_intervals(self) -> list[Interval]:
@@ -377,7 +393,7 @@ def parse_config(obj: dict, path: str = "<config>") -> SessionConfig:
     _expect(obj, dict, "(top level)", "an object")
     _only_keys(obj, {"name", "session", "historical", "indicators", "strategies", "schedule", "stages",
                      "flow", "endpoints", "security", "data_root", "results_dir", "dump_replica",
-                     "description"}, "")
+                     "description", "broker"}, "")
     if "session" not in obj:
         raise ConfigError("session: required")
     data_root = os.environ.get("SESSION_DATA_ROOT") or _expect(
@@ -391,12 +407,13 @@ def parse_config(obj: dict, path: str = "<config>") -> SessionConfig:
         indicators=_parse_indicators(obj.get("indicators", [])),
         strategies=_parse_strategies(obj.get("strategies", [])),
         schedule=_parse_schedule(obj.get("schedule", [])),
-        stages=_parse_stages(obj.get("stages", list(STAGE_NAMES))),
+        stages=_parse_stages(obj.get("stages", list(DEFAULT_STAGES))),
         endpoints=endpoints,
         keys_dir=_parse_keys_dir(obj.get("security", {}), endpoints),
         data_root=Path(data_root),
         results_dir=Path(results_dir),
         dump_replica=_expect(obj.get("dump_replica", False), bool, "dump_replica", "true or false"),
+        broker=_parse_broker(obj.get("broker", {})),
         raw=obj,
         **_parse_flow(obj.get("flow", {})),
         **_parse_session(obj["session"]),
@@ -424,6 +441,53 @@ def _parse_flow(flow) -> dict:
             "lost_after_s": lost_after, "on_stage_loss": on_loss,
             "max_observers": _positive_int(flow.get("max_observers", 32), "flow.max_observers", 10_000),
             "flow_batch": min(window, _positive_int(flow.get("batch", max(1, window // 2)), "flow.batch", 10_000))}
+
+
+def _one_model(value, models: tuple[str, ...], where: str, extra: tuple[str, ...] = ()) -> tuple[str, float]:
+    """`{"<model>": rate}` with exactly one of `models` (plus the `extra` keys): (model, rate)."""
+    if value is None:
+        return ("none", 0.0)
+    _expect(value, dict, where, f"an object with one of {', '.join(models)}")
+    _only_keys(value, set(models) | set(extra), where)
+    chosen = [m for m in models if m in value]
+    if len(chosen) != 1:
+        raise ConfigError(f"{where}: give exactly one of {', '.join(models)}")
+    rate = _expect(value[chosen[0]], (int, float), f"{where}.{chosen[0]}", "a number >= 0")
+    if not 0 <= rate < 1e6:
+        raise ConfigError(f"{where}.{chosen[0]}: {rate} must be >= 0")
+    return (chosen[0], float(rate))
+
+
+def _flag(obj: dict, key: str, default: bool = False) -> bool:
+    return _expect(obj.get(key, default), bool, f"broker.{key}", "true or false")
+
+
+def _parse_broker(obj) -> BrokerConfig:
+    _expect(obj, dict, "broker", "an object")
+    _only_keys(obj, {"starting_cash", "commission", "slippage", "volume_cap", "margin", "shorting",
+                     "flatten_at_close", "on_remove"}, "broker")
+    cash = _expect(obj.get("starting_cash", 100_000.0), (int, float), "broker.starting_cash", "an amount")
+    if not 0 < cash < 1e15:
+        raise ConfigError(f"broker.starting_cash: {cash} must be > 0")
+    commission = obj.get("commission")
+    minimum = 0.0
+    if isinstance(commission, dict) and "minimum" in commission:
+        minimum = float(_expect(commission["minimum"], (int, float), "broker.commission.minimum", "an amount"))
+        if minimum < 0:
+            raise ConfigError(f"broker.commission.minimum: {minimum} must be >= 0")
+    cap = obj.get("volume_cap")
+    if cap is not None:
+        _expect(cap, (int, float), "broker.volume_cap", "a share of the bar's volume in (0, 1]")
+        if not 0 < cap <= 1:
+            raise ConfigError(f"broker.volume_cap: {cap} is not in (0, 1]")
+    on_remove = obj.get("on_remove", "flatten")
+    if on_remove not in ("flatten", "keep"):
+        raise ConfigError(f"broker.on_remove: expected 'flatten' or 'keep', got {on_remove!r}")
+    return BrokerConfig(float(cash), _one_model(commission, ("per_share", "per_order", "bps"),
+                                                "broker.commission", ("minimum",)), minimum,
+                        _one_model(obj.get("slippage"), ("fixed", "bps"), "broker.slippage"),
+                        None if cap is None else float(cap), _flag(obj, "margin"), _flag(obj, "shorting"),
+                        _flag(obj, "flatten_at_close"), on_remove)
 
 
 def _parse_stages(stages) -> tuple[str, ...]:

@@ -76,8 +76,11 @@ class Pipeline:
         self.tmp, self.config, self.env, self.prefix = tmp, config, env, prefix
         self.procs: dict[str, subprocess.Popen] = {}
         self.logs: dict[str, Path] = {}
+        stages = json.loads(Path(config).read_text()).get("stages", [])
         for name, module in STAGE_MODULES.items():
             self.start(prefix + name, [sys.executable, "-m", module, "--config", str(config)])
+        if "broker" in stages:
+            self.start(prefix + "broker", [sys.executable, "-m", "services.broker", "--config", str(config)])
         for i, args in enumerate(extra_analysis):
             self.start(f"extra{i}", [sys.executable, "-m", "services.analysis", "--config", str(config)] + args)
 

@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MAX_CLASS_LINES = 300
 MAX_FUNCTION_LINES = 40
 KERNEL_MODULES = ("common/domain/indicators",)  # numeric kernels: long loops are clearer unsplit
-PROCESSES = ("coordinator", "processor", "quality", "analysis", "ctl", "demo")  # demo: `make run`
+PROCESSES = ("coordinator", "processor", "quality", "analysis", "broker", "ctl", "demo")  # demo: `make run`
 
 
 def _sources(*tops: str) -> list[Path]:

@@ -29,7 +29,7 @@ def keys(tmp_path, monkeypatch):
     return tmp_path / "keys"
 
 
-@pytest.mark.parametrize("name", ["default.json", "default-slow.json", "example.json"])
+@pytest.mark.parametrize("name", ["default.json", "default-slow.json", "example.json", "trading.json"])
 def test_shipped_configs_load(name, keys):
     config = load_config(ROOT / "configs" / name)
     assert config.mode == "backtest" and config.symbols and "1m" in config.streams

@@ -29,7 +29,7 @@ class Requests:
         self.commands: list[tuple[str, dict]] = []
         self.stops = 0
 
-    def hello(self, snapshot: bool, indicators: list | None = None) -> None:
+    def hello(self, snapshot: bool, indicators: list | None = None, trades: bool = False) -> None:
         self.hellos.append(snapshot)
 
     def command(self, name: str, args: dict) -> None:
@@ -79,6 +79,15 @@ class Handler:
 
     def stop_wanted(self):
         return self.wants_stop
+
+    def trades(self):
+        return False
+
+    def ack_fields(self):
+        return {}
+
+    def status(self):
+        return None
 
     def flush(self):
         self.flushes += 1

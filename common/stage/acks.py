@@ -14,9 +14,10 @@ from common.wire import protocol as P
 class AckBatcher:
     """Collects step acks until `flush`; sends snapshot and flushed acks at once (after the steps)."""
 
-    def __init__(self, stage: str, send: Callable[[P.Message], None]):
+    def __init__(self, stage: str, send: Callable[[P.Message], None], extras: Callable[[], dict] = dict):
         self.stage = stage
         self.send = send
+        self.extras = extras  # fields the stage adds to each step ack (a trading stage's order actions)
         self.pending_step: tuple[int, int] | None = None   # (step, clock) of the last step handled
         self.pending_busy: list[int] = []
 
@@ -38,6 +39,7 @@ class AckBatcher:
         step, clock = self.pending_step
         msg = P.ack(self.stage, "step", step, sum(self.pending_busy), clock)
         msg.body["busy_list"] = self.pending_busy
+        msg.body.update(self.extras())
         self.pending_step, self.pending_busy = None, []
         self.send(msg)
 

@@ -30,10 +30,12 @@ class CoordinatorLink:
         self.warned_window = False
         self.on_other = lambda msg: None  # the runtime hands other DEALER messages to the machine
 
-    def hello(self, snapshot: bool, indicators: list | None = None) -> None:
-        """Register; `indicators` are the entries the stage's strategies declared (computed for them)."""
+    def hello(self, snapshot: bool, indicators: list | None = None, trades: bool = False) -> None:
+        """Register; `indicators` are the entries the stage's strategies declared (computed for them);
+        `trades`: its step acks carry order actions (relayed to the broker)."""
         hello = P.Message(P.HELLO, {"stage": self.stage, "role": self.role, "pid": os.getpid(),
-                                    "snapshot": snapshot, "indicators": list(indicators or [])})
+                                    "snapshot": snapshot, "indicators": list(indicators or []),
+                                    "trades": trades})
         self.dealer.send_multipart(P.encode(hello))
 
     def command(self, name: str, args: dict) -> None:

@@ -31,6 +31,16 @@ class StageHandler(Protocol):
     def stop_wanted(self) -> bool:
         """True once the stage's logic wants the whole run stopped (a strategy with on_error=stop)."""
 
+    def trades(self) -> bool:
+        """True when the stage's strategies place orders: HELLO says so, and its step acks carry them."""
+
+    def ack_fields(self) -> dict:
+        """Fields added to the next step ack (a trading stage: `actions` placed since the last ack and
+        `orders_through`, the last coordinator seq it handled)."""
+
+    def status(self) -> dict | None:
+        """What the stage shows in `ctl status` (sent with its alive acks; the broker: its accounts)."""
+
     def flush(self) -> None:
         """Write results, once, at the end of the run or on a signal."""
 
@@ -57,6 +67,15 @@ class AnswerOnly:
 
     def stop_wanted(self) -> bool:
         return False
+
+    def trades(self) -> bool:
+        return False
+
+    def ack_fields(self) -> dict:
+        return {}
+
+    def status(self) -> dict | None:
+        return None
 
     def flush(self) -> None:
         return None

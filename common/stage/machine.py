@@ -27,7 +27,7 @@ ANSWERER_SILENT_S = 1.5  # no heartbeat from an answering stage this long: it is
 
 class Requests(Protocol):
     """What the machine asks of the coordinator (CoordinatorLink over the DEALER)."""
-    def hello(self, snapshot: bool, indicators: list | None = None) -> None: ...
+    def hello(self, snapshot: bool, indicators: list | None = None, trades: bool = False) -> None: ...
     def command(self, name: str, args: dict) -> None: ...
     def ask_stop(self) -> None: ...
 
@@ -50,7 +50,7 @@ class StageMachine:
         self.subscriptions = Subscriptions(sources, self.lifecycle, self.log, clock())
         self.joiner = AnswerJoiner(tuple(s for s in sources if s != COORDINATOR))
         self.snapshot = SnapshotJoin()
-        self.acks = AckBatcher(name, send_ack)
+        self.acks = AckBatcher(name, send_ack, handler.ack_fields)
         self.stop_signalled = False
         self.republish: list | None = None  # a restarted answerer's replayed answers, not yet published
         self.republish_to = 0
@@ -66,7 +66,8 @@ class StageMachine:
     def say_hello_if_due(self) -> None:
         """HELLO once every publisher was heard (CONNECTING) or once a resync's back-off is over."""
         if self.lifecycle.hello_due(self.subscriptions.heard_all(), self.clock()):
-            self.requests.hello(self.lifecycle.snapshot_join, self.handler.wanted_indicators())
+            self.requests.hello(self.lifecycle.snapshot_join, self.handler.wanted_indicators(),
+                                self.handler.trades())
             self.lifecycle.hello_sent(self.subscriptions.sources, self.role)
 
     def resync(self, reason: str) -> None:

@@ -149,10 +149,13 @@ class StageRuntime:
         if self.publisher is not None:
             self.publisher.heartbeat()
         if self.machine.lifecycle.registered and self.machine.state is not State.FINISHED:
-            ack = P.ack(self.name, "alive", 0)
+            alive = P.ack(self.name, "alive", 0)
             if busy:
-                ack.body["busy"] = True
-            self._send_ack(ack)
+                alive.body["busy"] = True
+            status = self.machine.handler.status()
+            if status:
+                alive.body["status"] = status
+            self._send_ack(alive)
         self.last_beat = now
 
     def _drain(self, source: str, sock: zmq.Socket) -> None:

@@ -41,6 +41,7 @@ CATCHUP_SNAPSHOT = "CATCHUP_SNAPSHOT"  # one added symbol: its history + its ses
 RESUME = "RESUME"                    # streaming resumes at clock
 SYMBOL_REMOVED = "SYMBOL_REMOVED"    # a symbol left the session
 SESSION_END = "SESSION_END"          # the session's last step was published
+ORDERS = "ORDERS"                    # a trading stage's order actions (from its step ACK), relayed to the broker
 BACKTEST_END = "BACKTEST_END"        # no more sessions: flush results and confirm
 SHUTDOWN = "SHUTDOWN"                # every participant flushed: exit now
 HEARTBEAT = "HEARTBEAT"              # liveness + last seq (not sequenced itself)
@@ -71,7 +72,8 @@ BATCH_OF = {part: batch for batch, part in BATCH_PART.items()}
 
 SEQUENCED = frozenset({
     SESSION_START, HISTORY, STEP, STEPS, PAUSE, PREPARE, CATCHUP_SNAPSHOT, RESUME, SYMBOL_REMOVED, SESSION_END,
-    BACKTEST_END, SHUTDOWN, DERIVED, DERIVED_SNAPSHOT, QUALITY, QUALITY_SNAPSHOT, DERIVED_STEPS, QUALITY_STEPS,
+    ORDERS, BACKTEST_END, SHUTDOWN, DERIVED, DERIVED_SNAPSHOT, QUALITY, QUALITY_SNAPSHOT, DERIVED_STEPS,
+    QUALITY_STEPS,
 })
 ALL_TYPES = SEQUENCED | {HEARTBEAT, HELLO, COMMAND, REPLY, ACK}
 
@@ -95,6 +97,7 @@ BODY_FIELDS: dict[str, dict[str, tuple]] = {
     RESUME: {"reason": _STR},
     SYMBOL_REMOVED: {"symbol": _STR},
     SESSION_END: {"date": _STR, "steps": _INT},
+    ORDERS: {"stage": _STR, "actions": _LIST},
     BACKTEST_END: {"sessions": _INT},
     SHUTDOWN: {},
     HEARTBEAT: {},

@@ -71,7 +71,7 @@ def main(config_path, name, targets, params, role, connect, hwm, log_level) -> N
     strategies = [StrategyEntry(t, parsed, t.split(":")[-1], "disable") for t in targets] or None
 
     def make_handler(config, log):
-        return AnalysisHandler(config, log, name=name, strategies=strategies)
+        return AnalysisHandler(config, log, name=name, strategies=strategies, observer=role == "observer")
 
     def overrides(config):
         if not connect:

@@ -117,6 +117,41 @@ class Context:
         """Ask the coordinator to remove symbols at the next step boundary."""
         self._handler.outbox.append(("remove-symbol", {"symbols": [s.upper() for s in symbols]}))
 
+    # ---- trading (needs "broker" in the config's stages) --------------------------------------------
+    def order(self, symbol: str, qty: float, type: str = "market", limit: float | None = None,
+              stop: float | None = None, tif: str = "day") -> int:
+        """Place an order (qty > 0 buys, < 0 sells); returns its id. It is decided on the bar that opens at
+        the current clock (the first bar this strategy has not seen); on_order tells it accepted or
+        rejected (with a reason), on_fill each fill. A bad field raises OrderError naming it."""
+        return self._handler.desk.order(self.strategy, symbol, qty, type, limit, stop, tif)
+
+    def buy(self, symbol: str, qty: float, **kwargs) -> int:
+        return self.order(symbol, abs(qty), **kwargs)
+
+    def sell(self, symbol: str, qty: float, **kwargs) -> int:
+        return self.order(symbol, -abs(qty), **kwargs)
+
+    def cancel(self, order_id: int) -> bool:
+        """Cancel an open order; False when it is no longer open (filled, expired, unknown)."""
+        return self._handler.desk.cancel(self.strategy, order_id)
+
+    def position(self, symbol: str) -> float:
+        """Signed shares held (0.0 when flat)."""
+        return self._handler.desk.position(self.strategy, symbol)
+
+    def orders(self) -> list:
+        """This strategy's open orders (copies: Order with id, symbol, qty, type, status, filled, ...)."""
+        return self._handler.desk.open_orders(self.strategy)
+
+    @property
+    def cash(self) -> float:
+        return self._handler.desk.cash(self.strategy)
+
+    @property
+    def equity(self) -> float:
+        """Cash plus positions at their last close."""
+        return self._handler.desk.equity(self.strategy)
+
     def signal(self, symbol: str, side: str, qty: float, reason: str = "", **extra) -> None:
         if side not in ("buy", "sell"):
             raise ValueError(f"side must be 'buy' or 'sell', got {side!r}")

@@ -7,6 +7,7 @@ arrives whole, and the strategy hears once, through on_symbol_added.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import traceback
 from itertools import repeat
@@ -33,6 +34,7 @@ from services.analysis.results import (
     write_replica_dump,
     write_rows,
 )
+from services.analysis.trading import TradingDesk
 from services.analysis.strategies import (
     declared_indicators,
     load_strategy,
@@ -42,7 +44,7 @@ from services.analysis.strategies import (
 
 class AnalysisHandler:
     def __init__(self, config, log, name: str = "analysis", strategies=None, results_dir: Path | None = None,
-                 listen_to=("processor", "quality")):
+                 listen_to=("processor", "quality"), observer: bool = False):
         self.config = config
         self.log = log
         self.name = name
@@ -65,6 +67,18 @@ class AnalysisHandler:
         # indicators the strategies declared (sent with HELLO) and what the session computes
         self.declared = declared_indicators(self.strategies, config)
         self.computed_indicators = IndicatorSet(config.session_indicators(self.declared), 1).catalog()
+        self.desk = TradingDesk(config, [n for n, _, _ in self.strategies], observer)
+        self.listeners = {(n, cb): st for n, st, _ in self.strategies for cb in ("on_order", "on_fill")
+                          if hasattr(st, cb)}
+
+    def trades(self) -> bool:
+        return self.desk.enabled
+
+    def ack_fields(self) -> dict:
+        return self.desk.ack_fields()
+
+    def status(self) -> dict | None:
+        return None
 
     def wanted_indicators(self) -> list[dict]:
         """Indicator entries to compute for this stage's strategies (HELLO carries them)."""
@@ -98,6 +112,9 @@ class AnalysisHandler:
                 self.handle(msg, answers)
         finally:
             self.silent = False
+        if self.desk.enabled and any(m.type == P.ORDERS and m.body.get("stage") == self.name for m in messages):
+            self.log.error("this stage traded before it (re)started: its book starts flat here while the broker "
+                           "keeps the stage's accounts (a restarted trading stage does not rebuild its book yet)")
         if not self.started:
             self.started = True
             self._call_all("on_start")
@@ -117,9 +134,31 @@ class AnalysisHandler:
             apply_processor_answer(self.replica, derived.payload)
         if answers.get("quality") is not None:
             apply_quality_answer(self.replica, answers["quality"].payload)
-        kind = msg.type
+        self.desk.on_message(msg)  # fills of this step, expiries at the close: before any strategy hears
         if self.stop_run:
             return []  # halted at the failing step: what follows depends on timing, so it is not recorded
+        self._deliver_trading_events()
+        self._dispatch(msg, derived)
+        self._deliver_trading_events()
+        return []
+
+    def _deliver_trading_events(self) -> None:
+        """on_order / on_fill to the strategy that owns the order, until no callback places more."""
+        for _ in range(100):
+            events = self.desk.take_events()
+            if not events or self.silent:
+                return
+            for event in events:
+                name = event[1].account
+                callback = "on_order" if event[0] == "order" else "on_fill"
+                strategy = self.listeners.get((name, callback))
+                if strategy is not None and name not in self.disabled:
+                    # an order changes after the event: the strategy gets it as it was (a fill never changes)
+                    self._call(name, strategy, callback, dataclasses.replace(event[1]) if event[0] == "order"
+                               else event[1])
+
+    def _dispatch(self, msg: P.Message, derived) -> None:
+        kind = msg.type
         if kind == P.SESSION_START:
             self._take_run_id(msg.body.get("run_id"))
             self.computed_indicators = IndicatorSet(msg.body.get("indicators", self.config.indicators), 1).catalog()
@@ -143,7 +182,6 @@ class AnalysisHandler:
         elif kind == P.BACKTEST_END:
             self._take_run_id(msg.body.get("run_id"))  # a run aborted before its first session
             self._call_all("on_stop")
-        return []
 
     def _handle_batch(self, msg: P.Message, answers: dict) -> list:
         """A STEPS batch, one step at a time: the replica and every callback as if each step came alone."""

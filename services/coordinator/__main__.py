@@ -194,7 +194,8 @@ def _serve_commands(router, engine: SessionEngine, log) -> None:
             if is_hello:
                 pid = msg.body.get("pid")
                 body = engine.on_hello(msg.body["stage"], msg.body["role"], pid if isinstance(pid, int) else 0,
-                                       msg.body.get("indicators"), peer=envelope[0])
+                                       msg.body.get("indicators"), peer=envelope[0],
+                                       trades=msg.body.get("trades") is True)
                 if msg.body.get("snapshot"):
                     _send_snapshot(router, envelope, engine, body, log, msg.body["stage"])
                     continue

@@ -25,9 +25,9 @@ from services.coordinator.catchup import CatchUp, DynamicInfo
 from services.coordinator.commands import Commands
 from services.coordinator.day import DayLoader, HistoryCache, SessionDay
 from services.coordinator.errors import CommandError
-from services.coordinator.stages import StageRegistry
+from services.coordinator.stages import StageRegistry, relayable_actions
 from services.coordinator.stepping import StepPublisher
-from services.coordinator.symbol_ops import PendingOp, PendingOps, check_symbol_op
+from services.coordinator.symbol_ops import PendingOp, PendingOps, check_symbol_op, remove_symbol
 
 log = logging.getLogger("coordinator")
 
@@ -121,6 +121,7 @@ class SessionEngine:
         """Publish and journal: a late joiner's snapshot is the current session's journal."""
         if msg.type == P.SESSION_START:
             self.journal = []
+        msg.body.update(self.stages.orders_stamp())  # the broker books a message once the orders before it are in
         frames = self._send(msg)
         if frames is not None:
             self.journal.append(frames)
@@ -132,21 +133,25 @@ class SessionEngine:
 
     # ---- input from the service ----------------------------------------------------------------
     def on_hello(self, stage: str, role: str, pid: int = 0, indicators: list | None = None,
-                 peer: bytes | None = None) -> dict:
+                 peer: bytes | None = None, trades: bool = False) -> dict:
         """Register a stage; the indicators its strategies declared are computed from the next session
         start on (for the configured stages: from the first, as they register before it)."""
         try:
             declared = self.config.declared_indicators(indicators or [], f"{stage}: declared indicators")
         except ValueError as exc:
             raise CommandError(str(exc)) from None
-        self.stages.register(stage, role, pid, self.global_step, self.catchup.snapshot_id, declared, peer)
+        self.stages.register(stage, role, pid, self.global_step, self.catchup.snapshot_id, declared, peer,
+                             (bool(trades), self.journal_seq))
         # a restarted processor/quality republishes its answers once this many stages subscribed to it
-        listeners = sum(1 for s in self.stages if s.name not in ("processor", "quality"))
         return {"ok": True, "hello": True, "state": self.state.value, "step": self.global_step,
-                "listeners": listeners}
+                "listeners": self.stages.answer_listeners()}
 
     def on_ack(self, body: dict, peer: bytes | None = None) -> None:
-        self.stages.on_ack(body, peer)
+        actions = relayable_actions(self.stages.on_ack(body, peer), body)
+        if actions and self.state is not State.ENDING:  # after BACKTEST_END nothing would fill
+            # relayed at once: they precede every message stamped with this ack's orders_through
+            self.publish(P.Message(P.ORDERS, {"stage": body["stage"], "actions": actions},
+                                   step=self.global_step, clock=self.clock_ns))
 
     def command(self, name: str, args: dict, request_id: str) -> dict:
         return self.commands.handle(name, args, request_id)
@@ -345,7 +350,7 @@ class SessionEngine:
         for op in due:
             if op.command == "remove-symbol":
                 for symbol in op.symbols:
-                    self._remove_symbol(symbol)
+                    remove_symbol(self, symbol)
             elif op.command == "pause":
                 self.pause("schedule")
         addable = self.catchup.still_addable([s for op in due if op.command == "add-symbol" for s in op.symbols])
@@ -353,17 +358,3 @@ class SessionEngine:
             self.catchup.start(addable)
         else:
             self.catchup.timing.drain_started = None  # the wait was for a remove or pause: not an add's
-
-    def _remove_symbol(self, symbol: str) -> None:
-        try:
-            check_symbol_op("remove-symbol", symbol, self.session)
-        except CommandError:  # the only reason a remove is refused
-            log.error("[DYNAMIC] remove %s refused: not in the session", symbol)
-            return
-        self.session.deactivate(symbol)
-        if symbol in self.base_symbols:
-            self.base_symbols.remove(symbol)
-        if symbol in self.dynamic:
-            self.dynamic[symbol].status = "removed"
-        self.publish(P.Message(P.SYMBOL_REMOVED, {"symbol": symbol}, step=self.global_step, clock=self.clock_ns))
-        log.info("[DYNAMIC] Removed %s at %s", symbol, fmt_exchange(self.clock_ns))

@@ -54,6 +54,7 @@ def status(engine: SessionEngine) -> dict:
                             "live": now - s.last_seen_wall <= max(2.0, 3 * engine.config.heartbeat_s)}
                    for s in engine.stages},
         "waiting_for": engine.stages.missing(engine.config.stages),
+        "accounts": next((s.status for s in engine.stages if s.status and "accounts" in s.status), None),
         "report": performance_report(engine),
     }
 

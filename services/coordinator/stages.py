@@ -33,6 +33,9 @@ class StageInfo:
     lost_step: int | None = None  # the step at which it was declared lost (not seen for lost_after_s)
     peer: bytes | None = None     # the ROUTER identity of the connection that registered it: acks must come on it
     owing_since: float = 0.0      # when it last began to owe a step ack (it had acked everything before)
+    status: dict | None = None    # what the stage reports with its alive acks (the broker: accounts)
+    trader: bool = False          # its strategies trade: its acks carry order actions, relayed as ORDERS
+    orders_through: int = 0       # it has sent every order placed up to this coordinator seq
 
 
 class StageRegistry:
@@ -53,7 +56,8 @@ class StageRegistry:
         return iter(self.by_name.values())
 
     def register(self, stage: str, role: str, pid: int, step: int, snapshot_id: int,
-                 indicators: list | None = None, peer: bytes | None = None) -> None:
+                 indicators: list | None = None, peer: bytes | None = None,
+                 trader: tuple[bool, int] = (False, 0)) -> None:
         """Register a stage. A name held by another live connection is refused (two processes under one
         name would merge their acks and overwrite each other's results); the same connection may
         re-register (resync), and a stalled or lost holder may be replaced (a restarted stage)."""
@@ -79,14 +83,26 @@ class StageRegistry:
         info.snapshot_ack = snapshot_id  # a joiner's snapshot (the journal) includes every catch-up so far
         info.last_ack_wall = info.last_seen_wall = self.clock()
         info.indicators = list(indicators or [])
-        log.info("stage registered: %s (%s, pid %d)", stage, role, pid)
+        info.trader = trader[0] and role == "participant"
+        info.orders_through = max(info.orders_through, trader[1])  # a joiner places nothing before its snapshot
+        log.info("stage registered: %s (%s, pid %d%s)", stage, role, pid, ", trades" if info.trader else "")
+
+    def orders_stamp(self) -> dict:
+        """{"orders_through": seq}: every trading stage has sent the orders it placed up to that coordinator
+        seq ({} without a trading stage)."""
+        values = [s.orders_through for s in self.participants() if s.trader]
+        return {"orders_through": min(values)} if values else {}
+
+    def answer_listeners(self) -> int:
+        """Stages that subscribe to the processor's and quality's answers (analysis processes)."""
+        return sum(1 for s in self.by_name.values() if s.name not in ("processor", "quality", "broker"))
 
     def declared_indicators(self) -> list[dict]:
         """Indicator entries declared by the registered stages, in stage-name order."""
         return [entry for name in sorted(self.by_name) for entry in self.by_name[name].indicators]
 
-    def on_ack(self, body: dict, peer: bytes | None = None) -> None:
-        """An ack counts only from the connection that registered the stage it names."""
+    def on_ack(self, body: dict, peer: bytes | None = None) -> StageInfo | None:
+        """An ack counts only from the connection that registered the stage it names (returned, else None)."""
         info = self.by_name.get(body["stage"])
         if info is None or (peer is not None and info.peer is not None and peer != info.peer):
             self.ignored_acks += 1
@@ -94,12 +110,18 @@ class StageRegistry:
                 log.warning("ack for stage %s from %s ignored (%d so far)", body["stage"],
                             "a connection that did not register it" if info else "an unregistered stage",
                             self.ignored_acks)
-            return
+            return None
         now = self.clock()
         info.last_seen_wall = now
         kind, ref = body["kind"], body["ref"]
-        if kind == "alive" and not body.get("busy"):  # seen, no progress: stall detection goes by the others
-            return  # (an `alive` marked busy is a progress signal from inside a long computation: not stalled)
+        through = body.get("orders_through")
+        if info.trader and isinstance(through, int) and not isinstance(through, bool):
+            info.orders_through = max(info.orders_through, through)
+        if kind == "alive":
+            if isinstance(body.get("status"), dict):
+                info.status = body["status"]
+            if not body.get("busy"):  # seen, no progress: stall detection goes by the others
+                return info  # (an `alive` marked busy is a progress signal from inside a long computation)
         if info.stalled:
             log.info("stage %s acknowledges again after a stall", info.name)
             info.stalled = False
@@ -112,6 +134,7 @@ class StageRegistry:
             info.snapshot_ack = max(info.snapshot_ack, ref)
         elif kind == "flushed":
             info.flushed = True
+        return info
 
     def participants(self) -> list[StageInfo]:
         return [s for s in self.by_name.values() if s.role == "participant"]
@@ -200,6 +223,18 @@ class StageRegistry:
                 info.stalled = True
                 log.error("stage %s has not acknowledged for %.1f s (last ack step %d, published %d)",
                           info.name, now - info.last_ack_wall, info.last_step_ack, step)
+
+
+def relayable_actions(info: StageInfo | None, body: dict) -> list | None:
+    """The order actions an accepted ack carries, to relay as ORDERS (None: none, or not from a trader)."""
+    actions = body.get("actions")
+    if info is None or not actions:
+        return None
+    if not info.trader or not isinstance(actions, list):
+        log.warning("ack from %s: order actions dropped (%s)", info.name,
+                    "not a list" if info.trader else "it did not register as a trading stage")
+        return None
+    return actions
 
 
 def _busy_times(body: dict, flow_window: int) -> list[int]:

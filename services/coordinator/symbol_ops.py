@@ -5,15 +5,18 @@ applied (the session may have changed in between); `due_clock` says when it is d
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
 from typing import Callable
 
 from common.config import ConfigError, ScheduledCommand
 from common.domain.bars import Bars
-from common.domain.timeconv import NS_PER_MIN, exchange_ns
+from common.domain.timeconv import NS_PER_MIN, exchange_ns, fmt_exchange
+from common.wire import protocol as P
 from services.coordinator.day import SessionDay
 from services.coordinator.errors import CommandError
 
+log = logging.getLogger("coordinator")
 LATER_SESSION = 2 ** 63 - 1  # the due clock of an op scheduled for a later session: after any clock of today
 
 
@@ -113,3 +116,19 @@ class PendingOps:
 def _is_due(op: PendingOp, day: dt.date, clock_ns: int) -> bool:
     at = due_clock(op, day)
     return at is None or at <= clock_ns
+
+
+def remove_symbol(engine, symbol: str) -> None:
+    """Take a symbol out of the session at this boundary (SYMBOL_REMOVED); refused when it is not in it."""
+    try:
+        check_symbol_op("remove-symbol", symbol, engine.session)
+    except CommandError:  # the only reason a remove is refused
+        log.error("[DYNAMIC] remove %s refused: not in the session", symbol)
+        return
+    engine.session.deactivate(symbol)
+    if symbol in engine.base_symbols:
+        engine.base_symbols.remove(symbol)
+    if symbol in engine.dynamic:
+        engine.dynamic[symbol].status = "removed"
+    engine.publish(P.Message(P.SYMBOL_REMOVED, {"symbol": symbol}, step=engine.global_step, clock=engine.clock_ns))
+    log.info("[DYNAMIC] Removed %s at %s", symbol, fmt_exchange(engine.clock_ns))

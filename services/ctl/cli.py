@@ -144,9 +144,20 @@ def status(as_json: bool) -> None:
         seen = f"live (seen {s['last_seen_age_s']:.1f} s ago)" if s["live"] else f"silent for {s['last_seen_age_s']:.1f} s"
         acked = "" if s["role"] == "observer" else f"  last ack step {s['last_ack_step']} ({s['last_ack_age_s']:.1f} s ago)"
         click.echo(f"stage      {name:<12} {s['role']:<11} {seen}{acked}{flag}")
+    _echo_accounts(st.get("accounts"))
     rep = st["report"]
     if rep.get("bars_per_s"):
         click.echo(f"throughput {rep['bars']} bars in {rep['wall_s']} s = {rep['bars_per_s']:.0f} bars/s")
+
+
+def _echo_accounts(book: dict | None) -> None:
+    """The broker's accounts (as of its last booked step): equity, cash, open positions and orders."""
+    if not book:
+        return
+    for name, a in book["accounts"].items():
+        held = " ".join(f"{s} {q:g}" for s, q in a["positions"].items()) or "flat"
+        click.echo(f"account    {name:<24} equity {a['equity']:,.2f}  cash {a['cash']:,.2f}  {held}  "
+                   f"open orders {a['open_orders']}  (booked to {book['booked']})")
 
 
 @cli.command()

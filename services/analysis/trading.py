@@ -1,0 +1,74 @@
+"""A process's trading desk: its strategies' accounts on the shared exchange, and the actions for the broker.
+
+Orders are decided here, at once, by the same `common.trading.exchange.Exchange` the broker runs: a
+strategy sees its fills in the step that decided them (on_fill before on_bar), and never waits for
+another process. Every action (place, cancel) is tagged with the coordinator seq being handled and
+rides the next step ack to the coordinator, which relays it to the broker (ORDERS); the broker, the
+book of record, replays them in the same order against the same bars (docs/architecture.md).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from common.domain.orders import Action, Order, OrderError, encode_new, order_request
+from common.trading.exchange import Exchange, apply_market_message
+
+
+class TradingDesk:
+    def __init__(self, config, accounts: list[str], observer: bool = False):
+        self.enabled = "broker" in config.stages and not observer
+        self.refusal = ("an observer does not trade (its orders would reach no broker): start it with --participant"
+                        if observer else "trading needs the broker: add \"broker\" to the config's stages")
+        self.exchange = Exchange(config.broker, accounts)
+        self.actions: list[list] = []   # encoded actions not yet acked
+        self.seq = 0                    # the coordinator message being handled
+        self.placed = 0
+
+    def on_message(self, msg) -> None:
+        """The market side of a coordinator message, before any strategy hears of it."""
+        self.seq = msg.seq
+        apply_market_message(self.exchange, msg)
+
+    def order(self, account: str, symbol, qty, type="market", limit=None, stop=None, tif="day") -> int:
+        if not self.enabled:
+            raise OrderError(self.refusal)
+        request = order_request(symbol, qty, type, limit, stop, tif)
+        order = self.exchange.place(account, request, self.exchange.clock)
+        self.actions.append(encode_new(self.seq, account, order.id, request))
+        self.placed += 1
+        return order.id
+
+    def cancel(self, account: str, order_id) -> bool:
+        if isinstance(order_id, bool) or not isinstance(order_id, int):
+            raise OrderError(f"order_id: {order_id!r} is not an order id (ctx.order returns one)")
+        done = self.exchange.cancel(account, order_id, self.exchange.clock)
+        if done:
+            self.actions.append(Action(self.seq, account, "cancel", order_id).encode())
+        return done
+
+    def position(self, account: str, symbol: str) -> float:
+        acct = self.exchange.accounts.get(account) or self.exchange.open_account(account)
+        pos = acct.positions.get(symbol) or acct.positions.get(str(symbol).upper())
+        return pos.qty if pos else 0.0
+
+    def open_orders(self, account: str) -> list[Order]:
+        return [dataclasses.replace(o) for o in self.exchange.open_account(account).open_orders()]
+
+    def cash(self, account: str) -> float:
+        return self.exchange.open_account(account).cash
+
+    def equity(self, account: str) -> float:
+        self.exchange.open_account(account)
+        return self.exchange.equity(account)
+
+    def take_events(self) -> list[tuple]:
+        return self.exchange.take_events() if self.exchange.events else []
+
+    def ack_fields(self) -> dict:
+        """The step ack's trading fields: every action since the last ack and the seq handled so far."""
+        if not self.enabled:
+            return {}
+        out = {"orders_through": self.seq}
+        if self.actions:
+            out["actions"], self.actions = self.actions, []
+        return out

@@ -1,0 +1,193 @@
+"""The broker with real processes: orders from a strategy, fills, accounts and result files."""
+from __future__ import annotations
+
+
+import json
+import re
+
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import Pipeline, ctl, write_config
+
+TRADER = {"class": "strategies.trading:SmaCrossTrader", "name": "sma_trader",
+          "params": {"fast": 5, "slow": 20, "qty": 10}}
+
+
+def trading_config(tmp, store_root, strategies=None, broker=None, **overrides):
+    return write_config(tmp, store_root, strategies=strategies or [TRADER],
+                        stages=["processor", "quality", "analysis", "broker"],
+                        broker=broker or {"starting_cash": 100000, "commission": {"per_share": 0.005}},
+                        **overrides)
+
+
+def run_dir(tmp):
+    runs = [p for p in (tmp / "results").iterdir() if p.is_dir() and p.name != "latest"]
+    assert len(runs) == 1
+    return runs[0]
+
+
+def run(tmp, config):
+    pipeline = Pipeline(tmp, config)
+    codes = pipeline.wait(timeout=180)
+    assert set(codes.values()) == {0}, pipeline.all_logs()
+    return run_dir(tmp), pipeline
+
+
+def table(folder, name):
+    return pq.read_table(folder / "broker" / f"{name}.parquet").to_pylist()
+
+
+def test_a_trading_run_writes_orders_fills_equity_and_metrics(tmp_path, sample_store):
+    folder, pipeline = run(tmp_path, trading_config(tmp_path, sample_store.root))
+    fills, orders, equity = table(folder, "fills"), table(folder, "orders"), table(folder, "equity")
+    metrics = table(folder, "metrics")
+    assert fills and orders and equity
+    assert {m["account"] for m in metrics} == {"analysis/sma_trader"}
+    assert "booking difference" in pipeline.log("broker") and "0 booking difference(s)" in pipeline.log("broker")
+    # every fill is at a bar's open time, after the order was placed
+    placed = {o["order_id"]: o["placed_clock_ns"] for o in orders}
+    assert all(f["ts_ns"] >= placed[f["order_id"]] for f in fills)
+    assert metrics[0]["final_equity"] == pytest.approx(equity[-1]["equity"])
+    assert metrics[0]["commissions"] == pytest.approx(sum(f["commission"] for f in fills))
+
+
+def test_an_error_in_on_fill_follows_on_error(tmp_path, sample_store):
+    raiser = {"class": "support.trading:BuyOnceRaiseOnFill", "name": "raiser"}
+    folder, pipeline = run(tmp_path, trading_config(tmp_path, sample_store.root, strategies=[raiser, TRADER]))
+    log = pipeline.log("analysis")
+    assert "strategy raiser raised in on_fill" in log and "boom on fill of order 1" in log
+    assert "strategy disabled" in log
+    # the other strategy trades on, the raiser's fill is booked
+    fills = table(folder, "fills")
+    assert {f["account"] for f in fills} == {"analysis/raiser", "analysis/sma_trader"}
+
+
+def test_an_error_in_on_fill_with_on_error_stop_stops_the_run(tmp_path, sample_store):
+    raiser = {"class": "support.trading:BuyOnceRaiseOnFill", "name": "raiser", "on_error": "stop"}
+    pipeline = Pipeline(tmp_path, trading_config(tmp_path, sample_store.root, strategies=[raiser]))
+    codes = pipeline.wait(timeout=120)
+    assert set(codes.values()) == {3}, pipeline.all_logs()
+    assert "stopping the run" in pipeline.log("analysis")
+
+
+def test_bad_orders_are_refused_with_the_field_named_and_the_run_goes_on(tmp_path, sample_store):
+    bad = {"class": "support.trading:BadOrders", "name": "bad"}
+    folder, _ = run(tmp_path, trading_config(tmp_path, sample_store.root, strategies=[bad]))
+    reasons = [s["reason"] for s in pq.read_table(folder / "analysis" / "signals.parquet").to_pylist()]
+    assert "refused: limit: required for a limit order" in reasons
+    assert any(r.startswith("order 1 rejected insufficient buying power") for r in reasons)
+    assert "order 2 accepted " in reasons and "order 2 filled " in reasons
+    orders = table(folder, "orders")
+    assert [(o["order_id"], o["status"]) for o in orders] == [(1, "rejected"), (2, "filled")]
+
+
+def test_a_config_without_the_broker_refuses_orders_by_name(tmp_path, sample_store):
+    bad = {"class": "support.trading:BuyOnceRaiseOnFill", "name": "raiser"}
+    pipeline = Pipeline(tmp_path, write_config(tmp_path, sample_store.root, strategies=[bad]))
+    assert set(pipeline.wait(timeout=120).values()) == {0}
+    assert "trading needs the broker: add \"broker\" to the config's stages" in pipeline.log("analysis")
+
+
+def test_ctl_status_shows_the_accounts(tmp_path, sample_store):
+    import time
+
+
+
+    pause = [{"date": "2025-07-02", "at": "11:00", "command": "pause"}]
+    config = trading_config(tmp_path, sample_store.root, schedule=pause)
+    pipeline = Pipeline(tmp_path, config)
+    try:
+        deadline = time.monotonic() + 60
+        status = {}
+        while time.monotonic() < deadline:  # polls ctl: the pause comes when the run gets there
+            res = ctl(config, "status", "--json")
+            status = json.loads(res.stdout) if res.returncode == 0 else {}
+            if status.get("operator_paused") and status.get("accounts"):
+                break
+        assert status.get("accounts"), pipeline.all_logs()
+        text = ctl(config, "status").stdout
+        assert re.search(r"account +analysis/sma_trader +equity [\d,]+\.\d\d  cash [\d,]+\.\d\d", text), text
+        assert "(booked to 2025-07-02 1" in text
+        ctl(config, "stop")
+        assert set(pipeline.wait(timeout=60).values()) == {3}
+    finally:
+        pipeline.kill()
+
+
+def test_volume_cap_partial_fills_and_a_removed_symbol_is_flattened(tmp_path, sample_store):
+    trader = {"class": "strategies.trading:EveryBarTrader", "name": "every", "params": {"qty": 300}}
+    remove = [{"date": "2025-07-02", "at": "12:00", "command": "remove-symbol", "symbols": ["MSFT"]}]
+    config = trading_config(tmp_path, sample_store.root, strategies=[trader], schedule=remove,
+                            session={"end_date": "2025-07-02"},
+                            broker={"volume_cap": 0.01, "commission": {"per_order": 1.0}})
+    folder, _ = run(tmp_path, config)
+    fills, orders = table(folder, "fills"), table(folder, "orders")
+    per_order = {}
+    for f in fills:
+        per_order.setdefault((f["account"], f["order_id"]), []).append(f)
+    assert any(len(parts) > 1 for parts in per_order.values()), "the cap should split some orders"
+    for (account, order_id), parts in per_order.items():
+        order = next(o for o in orders if o["order_id"] == order_id)
+        assert sum(abs(p["qty"]) for p in parts) == pytest.approx(order["filled"])
+        assert [p["commission"] for p in parts][1:] == [0.0] * (len(parts) - 1)  # per order: the first fill
+    flatten = [o for o in orders if o["reason"] == "flatten: MSFT was removed from the session"]
+    cancelled = [o for o in orders if o["reason"] == "MSFT was removed from the session"]
+    assert [o["status"] for o in flatten] == ["filled"] and all(o["status"] == "cancelled" for o in cancelled)
+    assert not any(f["symbol"] == "MSFT" and f["clock_ns"] > flatten[0]["updated_clock_ns"] for f in fills)
+    positions = table(folder, "positions")
+    assert not any(p["symbol"] == "MSFT" for p in positions)
+
+
+def test_a_restarted_broker_rebuilds_the_session_from_the_journal(tmp_path, sample_store):
+    """kill -9 of the broker mid-session, `wait`, restart: it replays the session's journal (bars and
+    relayed ORDERS) and its files equal an undisturbed run's, byte for byte."""
+    import signal
+    import sys
+
+    from test_faults import FLOW
+    from test_pipeline import _wait_for_status
+
+    session = {"end_date": "2025-07-02", "clock": {"speed": 3000}}
+    flow = {**FLOW, "on_stage_loss": "wait"}
+    config = trading_config(tmp_path, sample_store.root, session=session, flow=flow)
+    pipe = Pipeline(tmp_path, config)
+    try:
+        _wait_for_status(config, lambda s: s["state"] == "running" and s["session_step"] > 60)
+        pipe.procs["broker"].send_signal(signal.SIGKILL)
+        pipe.procs["broker"].wait()
+        _wait_for_status(config, lambda s: s["lost"])
+        pipe.start("broker2", [sys.executable, "-m", "services.broker", "--config", str(config)])
+        _wait_for_status(config, lambda s: not s["lost"] and s["state"] == "running")
+        ctl(config, "speed", "max")
+        codes = pipe.wait(timeout=120)
+    finally:
+        pipe.kill()
+    del codes["broker"]
+    assert set(codes.values()) == {0}, pipe.all_logs()
+    assert "snapshot applied" in pipe.log("broker2") and "0 booking difference(s)" in pipe.log("broker2")
+    calm_dir = tmp_path / "calm"
+    calm_dir.mkdir()
+    calm, _ = run(calm_dir, trading_config(calm_dir, sample_store.root, session={"end_date": "2025-07-02"},
+                                           flow=FLOW))
+    for name in ("orders", "fills", "equity", "positions", "trades", "metrics"):
+        got = (run_dir(tmp_path) / "broker" / f"{name}.parquet").read_bytes()
+        assert got == (calm / "broker" / f"{name}.parquet").read_bytes(), name
+
+
+def test_what_a_strategy_sees_of_its_fills_is_the_brokers_record(tmp_path, sample_store):
+    recorder = {"class": "support.trading:FillRecorder", "name": "rec",
+                "params": {"fast": 3, "slow": 8, "qty": 7, "order_type": "limit", "offset": 0.02}}
+    config = trading_config(tmp_path, sample_store.root, strategies=[recorder],
+                            broker={"commission": {"bps": 2.0, "minimum": 0.5}, "slippage": {"fixed": 0.01}})
+    folder, _ = run(tmp_path, config)
+    seen = [json.loads(s["extra"]) | {"symbol": s["symbol"], "qty": s["qty"]}
+            for s in pq.read_table(folder / "analysis" / "signals.parquet").to_pylist() if s["reason"] == "fill"]
+    booked = table(folder, "fills")
+    assert len(seen) == len(booked) > 10
+    assert [(s["order_id"], s["symbol"], s["qty"], s["price"], s["ts"], s["commission"]) for s in seen] == \
+        [(f["order_id"], f["symbol"], abs(f["qty"]), f["price"], f["ts_ns"], f["commission"]) for f in booked]
+    equity = table(folder, "equity")
+    cash_after = {r["clock_ns"]: r["cash"] for r in equity}
+    last_fill_clock = booked[-1]["clock_ns"]
+    assert seen[-1]["cash"] == cash_after[last_fill_clock]  # the strategy's cash is the broker's, to the bit
