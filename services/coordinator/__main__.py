@@ -72,8 +72,7 @@ def serve(config_path: str) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop_signal.append(1))
     log.info("listening: pub %s, commands and acks %s; waiting for stages %s; %d session(s) %s..%s",
              config.endpoints["coordinator_pub"], config.endpoints["coordinator_router"],
-             ", ".join(config.stages), len(engine.sessions),
-             engine.sessions[0], engine.sessions[-1])
+             ", ".join(config.stages), len(engine.sessions), engine.sessions[0], engine.sessions[-1])
     _poll_loop(engine, publisher, router, stop_signal, log)
     ignore_termination()
     for line in report.report_lines(engine):
