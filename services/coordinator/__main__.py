@@ -57,7 +57,6 @@ def serve(config_path: str) -> int:
     security = SocketSecurity.for_endpoints(ctx, config.endpoints, config.keys_dir)
     sockets = _bind_sockets(security, config, log)
     if sockets is None:
-        security.close()
         return 2
     pub, router = sockets
     publisher = P.Publisher(pub, "coordinator")
@@ -116,6 +115,7 @@ def _bind_sockets(security: SocketSecurity, config, log):
                 log.info("%s %s is reachable from other machines: CURVE-authenticated clients only", key, endpoint)
     except (zmq.ZMQError, KeysError) as exc:
         log.error("cannot bind endpoints %s: %s", config.endpoints, exc)
+        security.close()
         return None
     return pub, router
 
