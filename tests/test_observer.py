@@ -31,18 +31,21 @@ def _assert_same_replicas(results, a, b, days):
 
 
 def test_observer_attached_mid_session_ends_with_identical_replica(tmp_path, sample_store):
-    schedule = [{"date": "2025-07-02", "at": "10:00", "command": "add-symbol", "symbols": ["RIVN"]}]
+    # the scheduled pause holds the clock mid-session however loaded the machine (a ctl pause could land
+    # after the session's end)
+    schedule = [{"date": "2025-07-02", "at": "10:00", "command": "add-symbol", "symbols": ["RIVN"]},
+                {"date": "2025-07-02", "at": "11:00", "command": "pause"}]
     config = write_config(tmp_path, sample_store.root, session={"clock": {"speed": 6000}}, indicators=INDICATORS,
                           schedule=schedule)
     pipe = Pipeline(tmp_path, config)
     try:
         _wait_for_status(config, lambda s: s["session_step"] >= 60 and "RIVN" in s["symbols"])
-        # both join during an operator pause: mid-session on any machine, however loaded
-        assert ctl(config, "pause").returncode == 0
         _late(pipe, "late", "--observer")
         # an observer never acks steps, yet its alive acks show it as live (not "last ack 30 s ago")
         seen = _wait_for_status(config, lambda s: "late" in s["stages"] and s["stages"]["late"]["live"])
         assert seen["stages"]["late"]["last_seen_age_s"] < 2.0
+        # the participant joins during the scheduled pause: mid-session on any machine, however loaded
+        _wait_for_status(config, lambda s: s["operator_paused"])
         _late(pipe, "latepart", "--participant")
         _wait_for_status(config, lambda s: "latepart" in s["stages"])
         assert ctl(config, "resume").returncode == 0
@@ -63,8 +66,9 @@ def test_observer_attached_mid_session_ends_with_identical_replica(tmp_path, sam
 
 
 def test_slow_observer_detects_loss_and_resyncs(tmp_path, sample_store):
+    # one step per message (flow.batch 1): enough messages to overflow the observer's 5-message buffers
     config = write_config(tmp_path, sample_store.root, session={"clock": {"speed": 3000}},
-                          flow={"window": 8, "ack_timeout_s": 10, "heartbeat_s": 0.2, "pub_hwm": 20})
+                          flow={"window": 8, "batch": 1, "ack_timeout_s": 10, "heartbeat_s": 0.2, "pub_hwm": 20})
     pipe = Pipeline(tmp_path, config, extra_analysis=[["--name", "slow", "--observer", "--hwm", "5",
                                                        "--strategy", "support.recording:Slow"]])
     try:  # full speed only once the slow observer is in: it then falls behind, however loaded the machine

@@ -127,13 +127,14 @@ class StageMachine:
             self.flush(final=self._done_after_end())
 
     # ---- handling ------------------------------------------------------------------------------
-    def process(self, slice_s: float = PROCESS_SLICE_S) -> None:
+    def process(self, slice_s: float = PROCESS_SLICE_S) -> bool:
         """Handle queued coordinator messages in order, within a time slice so sockets keep being read;
-        the step acks of the batch go out at the end of it."""
+        the step acks of the batch go out at the end of it. True: the slice ended with messages ready
+        (a backlog: the runtime comes back at once instead of waiting for a socket)."""
         if self.republish is not None:
-            return
+            return False
         try:
-            self._process_slice(self.clock() + slice_s)
+            return self._process_slice(self.clock() + slice_s)
         finally:
             self.acks.flush()
 
@@ -153,11 +154,13 @@ class StageMachine:
         self.log.info("republished the answers of %d journal message(s) to %d subscriber(s)",
                       sum(1 for _, out in answers if out), subscribers)
 
-    def _process_slice(self, deadline: float) -> None:
-        while self.lifecycle.handling and self.clock() < deadline:
+    def _process_slice(self, deadline: float) -> bool:
+        while self.lifecycle.handling:
+            if self.clock() >= deadline:
+                return len(self.joiner) > 0
             ready = self.joiner.next_ready(self.clock())
             if ready is None:
-                return
+                return False
             if isinstance(ready, Overdue):
                 # Not a loss: a lost answer shows as a seq gap, at the latest in the publisher's next
                 # heartbeat (it repeats the last seq), and that resyncs. An answer merely late is a busy
@@ -169,8 +172,9 @@ class StageMachine:
                     self.overdue_said = said
                     self.log.warning("%s: %s; waiting", ready.reason(),
                                      "its publisher is alive (busy)" if alive else "its publisher is silent (down?)")
-                return
+                return False
             self._handle(ready.msg, ready.answers)
+        return False
 
     def _handle(self, msg: P.Message, answers: dict[str, P.Message]) -> None:
         t0 = time.perf_counter_ns()

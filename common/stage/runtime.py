@@ -67,6 +67,7 @@ class StageRuntime:
         self.silence_limit_s = max(10.0, 20 * config.heartbeat_s)
         self.last_beat = 0.0
         self.subscribers = 0  # subscriptions seen on the XPUB
+        self.backlog = False  # the last processing slice ended with messages ready
 
     def _open_publisher(self) -> P.Publisher:
         """An XPUB: it publishes like a PUB and tells of each subscription (a restarted stage waits for
@@ -113,9 +114,10 @@ class StageRuntime:
         beat_every = self.config.heartbeat_s if machine.lifecycle.registered else CONNECTING_BEAT_S
         self._beat(beat_every)
         machine.say_hello_if_due()
-        events = dict(poller.poll(timeout=int(beat_every * 1000)))
-        # silence counts only when nothing is waiting: a process resumed after a stop reads first
-        if not events and machine.coordinator_silent(self.silence_limit_s):
+        # a backlog is worked off at once (no wait for a socket); the coordinator's silence counts only when
+        # nothing is waiting, on a socket or in the queue (a slow observer still has steps of a finished run)
+        events = dict(poller.poll(timeout=0 if self.backlog else int(beat_every * 1000)))
+        if not events and not self.backlog and machine.coordinator_silent(self.silence_limit_s):
             return 1
         for source, sock in self.subs.items():
             if sock in events:
@@ -125,7 +127,7 @@ class StageRuntime:
         if self.publisher is not None and self.publisher.socket in events:
             self._count_subscribers()
         machine.republish_if_ready(self.subscribers)
-        machine.process()
+        self.backlog = machine.process()
         return None
 
     def _count_subscribers(self) -> None:

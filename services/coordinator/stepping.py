@@ -34,12 +34,15 @@ class StepPublisher:
         return max(1, min(wanted, credits))
 
     def _steps_until_due(self) -> int:
-        """Steps up to and including the one whose clock makes the next timed op due (a large number: none)."""
+        """Steps before the one whose clock makes the next timed op due (a large number: none). That last
+        step goes out alone, once the stages have drained (the engine's lookahead), so the pause at its
+        boundary waits for one step in flight, not for a batch."""
         engine = self.engine
         due = engine.pending.next_due_clock(engine.session.day, engine.clock_ns)
         if due is None:
             return engine.session.n_minutes
-        return max(1, -(-(due - engine.clock_ns) // NS_PER_MIN))
+        steps = -(-(due - engine.clock_ns) // NS_PER_MIN)
+        return max(1, steps - 1)
 
     def publish(self, n: int, now: float) -> None:
         """Publish the next `n` steps: a STEP, or one STEPS message for n > 1."""
