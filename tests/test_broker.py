@@ -191,3 +191,38 @@ def test_what_a_strategy_sees_of_its_fills_is_the_brokers_record(tmp_path, sampl
     cash_after = {r["clock_ns"]: r["cash"] for r in equity}
     last_fill_clock = booked[-1]["clock_ns"]
     assert seen[-1]["cash"] == cash_after[last_fill_clock]  # the strategy's cash is the broker's, to the bit
+
+
+def test_a_restarted_trading_analysis_rebuilds_its_book_from_the_journal(tmp_path, sample_store):
+    """kill -9 of the trading analysis mid-session, `wait`, restart under its name: it books its own relayed
+    orders again while it replays the journal, so its next order ids, positions and cash are the broker's."""
+    import signal
+    import sys
+
+    from test_faults import FLOW
+    from test_pipeline import _wait_for_status
+
+    trader = {**TRADER, "params": {**TRADER["params"], "replica_closes": True}}
+    config = trading_config(tmp_path, sample_store.root, strategies=[trader],
+                            session={"end_date": "2025-07-02", "clock": {"speed": 3000}},
+                            flow={**FLOW, "on_stage_loss": "wait"})
+    pipe = Pipeline(tmp_path, config)
+    try:
+        _wait_for_status(config, lambda s: s["state"] == "running" and s["session_step"] > 120)
+        pipe.procs["analysis"].send_signal(signal.SIGKILL)
+        pipe.procs["analysis"].wait()
+        _wait_for_status(config, lambda s: s["lost"])
+        pipe.start("analysis2", [sys.executable, "-m", "services.analysis", "--config", str(config)])
+        _wait_for_status(config, lambda s: not s["lost"] and s["state"] == "running")
+        ctl(config, "speed", "max")
+        codes = pipe.wait(timeout=120)
+    finally:
+        pipe.kill()
+    del codes["analysis"]
+    assert set(codes.values()) == {0}, pipe.all_logs()
+    rebuilt = re.search(r"book rebuilt from this session's journal: (\d+) order action\(s\), 0 id\(s\) differ",
+                        pipe.log("analysis2"))
+    assert rebuilt and int(rebuilt.group(1)) > 0, pipe.log("analysis2")
+    assert "0 booking difference(s)" in pipe.log("broker") and "differs" not in pipe.log("broker")
+    orders = table(run_dir(tmp_path), "orders")
+    assert len(orders) > int(rebuilt.group(1))  # it went on trading after the restart

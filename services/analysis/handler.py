@@ -100,6 +100,8 @@ class AnalysisHandler:
         """
         local = {"processor": DerivedAnswers(self.config, self.log), "quality": QualityAnswers(self.config, self.log)}
         self.replica = SessionReplica()
+        own = self.desk.own_actions(messages, self.name) if self.desk.enabled else {}
+        differ = 0
         self.silent = True
         try:
             for msg in messages:
@@ -110,11 +112,12 @@ class AnalysisHandler:
                     if payload is not None:
                         answers[stage] = P.Message(P.ANSWERS[stage][msg.type], payload=payload)
                 self.handle(msg, answers)
+                differ += self.desk.rebook(own.get(msg.seq, []))  # what this stage placed there before
         finally:
             self.silent = False
-        if self.desk.enabled and any(m.type == P.ORDERS and m.body.get("stage") == self.name for m in messages):
-            self.log.error("this stage traded before it (re)started: its book starts flat here while the broker "
-                           "keeps the stage's accounts (a restarted trading stage does not rebuild its book yet)")
+        if own or differ:
+            self.log.info("book rebuilt from this session's journal: %d order action(s), %d id(s) differ; orders "
+                          "of earlier sessions are not in it", sum(map(len, own.values())), differ)
         if not self.started:
             self.started = True
             self._call_all("on_start")

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from common.domain.orders import Action, Order, OrderError, encode_new, order_request
+from common.domain.orders import Action, Order, OrderError, decode_action, encode_new, order_request
 from common.trading.exchange import Exchange, apply_market_message
+from common.wire import protocol as P
 
 
 class TradingDesk:
@@ -60,6 +61,29 @@ class TradingDesk:
     def equity(self, account: str) -> float:
         self.exchange.open_account(account)
         return self.exchange.equity(account)
+
+    def own_actions(self, journal: list, stage: str) -> dict[int, list[Action]]:
+        """The actions this stage placed earlier in the session (relayed ORDERS in a snapshot's journal),
+        by the coordinator seq they were placed at: a restarted stage books them again."""
+        out: dict[int, list[Action]] = {}
+        for msg in journal:
+            if msg.type == P.ORDERS and msg.body.get("stage") == stage:
+                for item in msg.body["actions"]:
+                    action = decode_action(item)
+                    out.setdefault(action.seq, []).append(action)
+        return out
+
+    def rebook(self, actions: list[Action]) -> int:
+        """Book again what this stage placed at one message (a replay: nothing is sent, no callback runs);
+        returns how many ids differ from the first time (0 when the book was rebuilt faithfully)."""
+        differ = 0
+        for action in actions:
+            if action.kind == "cancel":
+                self.exchange.cancel(action.account, action.order_id, self.exchange.clock)
+            elif self.exchange.place(action.account, action.request, self.exchange.clock).id != action.order_id:
+                differ += 1
+        self.exchange.take_events()
+        return differ
 
     def take_events(self) -> list[tuple]:
         return self.exchange.take_events() if self.exchange.events else []
