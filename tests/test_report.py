@@ -175,3 +175,23 @@ def test_the_fill_markers_are_the_fills_file(in_browser, real_run):
              if f["symbol"] == "AAPL"]
     assert fills, "the strategy did not trade AAPL"
     assert list(zip(markers["x"], markers["y"])) == [(local(f["ts_ns"]), f["price"]) for f in fills]
+
+
+@pytest.mark.parametrize("interval", ["1m", "5m"])
+def test_ctl_chart_writes_a_png_of_the_day(real_run, interval):
+    out = real_run["tmp"] / f"AAPL-{interval}.png"
+    res = ctl(real_run["config"], "chart", "AAPL", "--date", DAY, "--interval", interval, "-o", str(out), timeout=120)
+    assert res.returncode == 0, res.stderr
+    data = out.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert width >= 800 and height >= 500
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(out).convert("L"))
+    assert pixels.std() > 10  # not a blank image
+
+
+def test_ctl_chart_names_a_date_outside_the_run(real_run):
+    res = ctl(real_run["config"], "chart", "AAPL", "--date", "2025-07-03", "-o", str(real_run["tmp"] / "x.png"))
+    assert res.returncode != 0 and "2025-07-03" in res.stderr and "2025-07-02" in res.stderr
