@@ -195,3 +195,35 @@ def test_ctl_chart_writes_a_png_of_the_day(real_run, interval):
 def test_ctl_chart_names_a_date_outside_the_run(real_run):
     res = ctl(real_run["config"], "chart", "AAPL", "--date", "2025-07-03", "-o", str(real_run["tmp"] / "x.png"))
     assert res.returncode != 0 and "2025-07-03" in res.stderr and "2025-07-02" in res.stderr
+
+
+def test_a_large_run_gets_an_index_and_per_symbol_pages_sharing_one_plotly(real_run, monkeypatch, tmp_path):
+    """Beyond SINGLE_FILE_MAX symbol-days: report/index.html, one page per symbol, one plotly.min.js; a
+    symbol's page draws in the browser without errors."""
+    import shutil as sh
+
+    from services.ctl import report
+    from services.ctl.rundata import load_run
+
+    folder = tmp_path / real_run["folder"].name
+    sh.copytree(real_run["folder"], folder)
+    monkeypatch.setattr(report, "SINGLE_FILE_MAX", 1)
+    index = report.ReportWriter(load_run(folder)).write()
+    assert index == folder / "report" / "index.html"
+    assert sorted(p.name for p in index.parent.iterdir()) == ["AAPL.html", "MSFT.html", "index.html",
+                                                                "plotly.min.js"]
+    for page in index.parent.glob("*.html"):
+        text = page.read_text()
+        assert text.count('<script src="plotly.min.js"></script>') == 1 and len(text) < 2_000_000
+    assert 'href="AAPL.html"' in index.read_text()
+    driver = _browser()
+    try:
+        driver.set_script_timeout(120)
+        driver.get((index.parent / "AAPL.html").as_uri())
+        chart = driver.execute_async_script(READ_CHART)
+        logs = driver.get_log("browser")
+    finally:
+        driver.quit()
+    assert [e for e in logs if e["level"] == "SEVERE"] == []
+    [candles] = [t for t in chart["data"] if t["meta"]["kind"] == "candles" and t["meta"]["interval"] == "1m"]
+    assert len(candles["x"]) == 349
