@@ -26,14 +26,14 @@ from services.ctl.report import ReportWriter, report_size  # noqa: E402
 from services.ctl.rundata import load_run  # noqa: E402
 
 CASES = {"3x5": (3, 5), "10x5": (10, 5), "100x5": (100, 5), "500x1": (500, 1)}
-LAST_DAY = "2025-07-03"
+LAST_DAY = "2025-07-02"  # a full session (07-03 closes at 13:00)
 
 
 def make_run(tmp: Path, n_symbols: int, n_days: int) -> Path:
     calendar = TradingCalendar()
     config = json.loads((ROOT / "configs" / "trading.json").read_text())
     history = max(h["trailing_days"] for h in config["historical"])
-    days = calendar.sessions_before(LAST_DAY, n_days + history - 1) + [calendar.sessions("2025-07-03", LAST_DAY)[0]]
+    days = calendar.sessions_before(LAST_DAY, n_days + history - 1) + calendar.sessions(LAST_DAY, LAST_DAY)
     symbols = [f"S{i:03d}" for i in range(n_symbols)]
     store = BarStore(tmp / "store")
     generate(store, calendar, symbols, days[0], days[-1], seed=11)
