@@ -25,7 +25,8 @@ PLOTLY_FILE = "plotly.min.js"
 RECORD_KEYS = ("run_id", "config_name", "status", "exit_reason", "start_date", "end_date", "symbols", "dynamic",
                "sessions_run", "sessions_planned", "data_fingerprint", "config_hash", "code_version",
                "started_at", "ended_at")
-STYLE = """body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse;margin:.5em 0}
+STYLE = """body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
+table{border-collapse:collapse;margin:.5em 0;display:block;overflow-x:auto;max-width:100%}
 td,th{border:1px solid #ccc;padding:2px 8px;font-size:13px;text-align:right}th{background:#f3f3f3}
 td.l,th.l{text-align:left}.chart{min-height:300px}pre{background:#f7f7f7;padding:.5em;overflow:auto;max-height:30em}
 nav a{margin-right:1em}"""
