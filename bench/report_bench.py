@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/report_bench.py              # temp folder, removed afterwards
     .venv/bin/python bench/report_bench.py 10x5 500x1   # only these
+    .venv/bin/python bench/report_bench.py 500x20       # the scale (≈ 10 min, ≈ 1 GB of temp files)
 
 Each case is a run folder with a manifest whose config is configs/trading.json's (13 indicators,
 5 trailing days of history) over generated data; no pipeline is run, so there are no broker files:
@@ -25,7 +26,8 @@ from common.domain.calendar import TradingCalendar  # noqa: E402
 from services.ctl.report import ReportWriter, report_size  # noqa: E402
 from services.ctl.rundata import load_run  # noqa: E402
 
-CASES = {"3x5": (3, 5), "10x5": (10, 5), "100x5": (100, 5), "500x1": (500, 1)}
+CASES = {"3x5": (3, 5), "10x5": (10, 5), "100x5": (100, 5), "500x1": (500, 1), "500x20": (500, 20)}
+DEFAULT = ("3x5", "10x5", "100x5", "500x1")  # 500x20 (≈ 10 min, 1 GB) only when named
 LAST_DAY = "2025-07-02"  # a full session (07-03 closes at 13:00)
 
 
@@ -61,7 +63,7 @@ def measure(tmp: Path, name: str) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    names = [a for a in argv if a in CASES] or list(CASES)
+    names = [a for a in argv if a in CASES] or list(DEFAULT)
     with tempfile.TemporaryDirectory(prefix="report-bench-") as tmp:
         for name in names:
             print(json.dumps(measure(Path(tmp), name)), flush=True)
