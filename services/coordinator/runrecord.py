@@ -50,6 +50,8 @@ class RunRecord:
             data_fingerprint=runs.data_fingerprint(reads),
             stages={s.name: {"role": s.role, "flushed": s.flushed} for s in engine.stages},
             dynamic=sorted(engine.dynamic),
+            dynamic_added={s: {"date": d.added_date, "clock_ns": d.added_clock, "caught_up": d.caught_up,
+                               "status": d.status} for s, d in sorted(engine.dynamic.items())},
         )
         runs.write_manifest(self.folder, self.manifest)
         line = f"run {self.run_id} {status.value}" + (f": {detail}" if detail else "")

@@ -20,6 +20,8 @@ from common.stage.runtime import new_request_id
 from common.wire import protocol as P
 from services.ctl.data import CONFIG_DATA_ROOT_KEY, calendar_group, data_group
 from services.ctl.keys import keys_group
+from services.ctl.chart import chart_cmd
+from services.ctl.report import report_cmd
 from services.ctl.runs import CONFIG_RESULTS_KEY, runs_cmd
 
 ATTEMPT_TIMEOUT_MS = 900
@@ -119,6 +121,8 @@ cli.add_command(data_group, "data")
 cli.add_command(calendar_group, "calendar")
 cli.add_command(runs_cmd, "runs")
 cli.add_command(keys_group, "keys")
+cli.add_command(report_cmd, "report")
+cli.add_command(chart_cmd, "chart")
 
 
 @cli.command()

@@ -174,32 +174,42 @@ def import_cmd(ctx, files: tuple[Path, ...], symbol: str | None, tz: str | None,
     changes nothing. A day that holds bars from another source (another file, generated data) is
     refused, naming the day and both sources, unless --replace, which replaces those whole days.
     """
+    from services.ctl.progressbar import bar
+
     store, calendar = _store(ctx), _calendar()
     results, failures = [], []
-    for path in files:
-        try:
-            report = import_csv(store, path, symbol=symbol, tz=tz, skip_bad=skip_bad, calendar=calendar,
-                                replace=replace)
-        except CsvImportError as exc:
-            _list_bad_rows(exc.errors)
-            message = (f"{path}: rejected, {len(exc.errors)} bad row(s), nothing written "
-                       f"(--skip-bad writes the good rows)") if exc.errors else _one_line(exc)
-            if len(files) > 1:
-                click.echo(f"rejected: {message}", err=True)
-            failures.append(message)
-            results.append({"path": str(path), "ok": False, "error": message,
-                            "errors": [str(e) for e in exc.errors]})
-            continue
-        _list_bad_rows(report.errors)
-        results.append({"ok": True, **report.to_dict()})
-        if not as_json:
-            click.echo(report.summary_line())
+    with bar(0 if as_json else len(files), "importing") as advance:
+        for path in files:
+            _import_one(store, calendar, path, dict(symbol=symbol, tz=tz, skip_bad=skip_bad, replace=replace),
+                        as_json, len(files), results, failures)
+            advance()
     if as_json:
         _emit_json(results)
     if len(failures) == 1:
         raise click.ClickException(failures[0])
     if failures:
         raise click.ClickException(f"{len(failures)} of {len(files)} files rejected")
+
+
+def _import_one(store, calendar, path: Path, options: dict, as_json: bool, n_files: int, results: list,
+                failures: list) -> None:
+    """Import one file; its report (or its rejection) appended to results/failures."""
+    try:
+        report = import_csv(store, path, calendar=calendar, **options)
+    except CsvImportError as exc:
+        _list_bad_rows(exc.errors)
+        message = (f"{path}: rejected, {len(exc.errors)} bad row(s), nothing written "
+                   f"(--skip-bad writes the good rows)") if exc.errors else _one_line(exc)
+        if n_files > 1:
+            click.echo(f"rejected: {message}", err=True)
+        failures.append(message)
+        results.append({"path": str(path), "ok": False, "error": message,
+                        "errors": [str(e) for e in exc.errors]})
+        return
+    _list_bad_rows(report.errors)
+    results.append({"ok": True, **report.to_dict()})
+    if not as_json:
+        click.echo(report.summary_line())
 
 
 def _list_bad_rows(errors) -> None:
