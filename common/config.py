@@ -99,6 +99,7 @@ class SessionConfig:
     on_stage_loss: str = "abort"     # abort (exit 1) | wait (for a replacement under the same name)
     max_observers: int = 32
     flow_batch: int = 1               # clock max: at most this many consecutive steps per STEPS message
+    progress_s: float = 10.0          # the coordinator logs a progress line this often (0: never)
     endpoints: dict = field(default_factory=dict)
     keys_dir: Path | None = None      # CURVE keys (common/security.py), loaded when an endpoint is tcp
     data_root: Path = Path("data/store")
@@ -423,7 +424,7 @@ def parse_config(obj: dict, path: str = "<config>") -> SessionConfig:
 def _parse_flow(flow) -> dict:
     _expect(flow, dict, "flow", "an object")
     _only_keys(flow, {"window", "ack_timeout_s", "heartbeat_s", "pub_hwm", "lost_after_s", "on_stage_loss",
-                      "max_observers", "batch"}, "flow")
+                      "max_observers", "batch", "progress_s"}, "flow")
     pub_hwm = _positive_int(flow.get("pub_hwm", 10_000), "flow.pub_hwm", 10_000_000)
     window = _positive_int(flow.get("window", 16), "flow.window", 10_000)
     ack_timeout = float(_expect(flow.get("ack_timeout_s", 10.0), (int, float), "flow.ack_timeout_s", "seconds"))
@@ -440,7 +441,15 @@ def _parse_flow(flow) -> dict:
     return {"flow_window": window, "pub_hwm": pub_hwm, "ack_timeout_s": ack_timeout, "heartbeat_s": heartbeat,
             "lost_after_s": lost_after, "on_stage_loss": on_loss,
             "max_observers": _positive_int(flow.get("max_observers", 32), "flow.max_observers", 10_000),
-            "flow_batch": min(window, _positive_int(flow.get("batch", max(1, window // 2)), "flow.batch", 10_000))}
+            "flow_batch": min(window, _positive_int(flow.get("batch", max(1, window // 2)), "flow.batch", 10_000)),
+            "progress_s": _progress_s(flow.get("progress_s", 10.0))}
+
+
+def _progress_s(value) -> float:
+    seconds = float(_expect(value, (int, float), "flow.progress_s", "seconds (0: no progress lines)"))
+    if not 0 <= seconds <= 86_400:
+        raise ConfigError(f"flow.progress_s: {value} must be between 0 (off) and a day")
+    return seconds
 
 
 def _one_model(value, models: tuple[str, ...], where: str, extra: tuple[str, ...] = ()) -> tuple[str, float]:

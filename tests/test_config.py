@@ -83,6 +83,7 @@ def _with(path: str, value):
     ("schedule", [{"at": "12:00", "command": "jump"}], "schedule[0].command"),
     ("stages", ["processor", "router"], "stages[1]: 'router' is not one of"),
     ("flow.window", 0, "flow.window: 0 is out of range"),
+    ("flow.progress_s", -1, "flow.progress_s: -1 must be between 0 (off) and a day"),
     ("endpoints.coordinator_pub", "tcp://*:5550", "endpoints.coordinator_pub: tcp://*:5550 is a tcp endpoint, "
                                                   "which needs CURVE authentication"),
     ("endpoints.coordinator_pub", "http://x", "endpoints.coordinator_pub: 'http://x' is not"),

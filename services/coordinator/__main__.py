@@ -127,8 +127,11 @@ def _poll_loop(engine: SessionEngine, publisher, router, stop_signal: list, log)
     poller.register(router, zmq.POLLIN)
     last_beat = 0.0
     end_deadline = None
+    progress_line = report.ProgressLine(engine, config.progress_s)
     while True:
         now = time.monotonic()
+        if engine.state is State.RUNNING and progress_line.due(now):
+            _log_if(log, progress_line.line(now))
         if stop_signal and not engine.stop_requested:
             log.info("signal received: stopping")
             engine.request_stop(by="a signal")
@@ -150,6 +153,11 @@ def _poll_loop(engine: SessionEngine, publisher, router, stop_signal: list, log)
         events = dict(poller.poll(timeout=max(0, int(timeout * 1000))))
         if router in events:
             _serve_commands(router, engine, log)
+
+
+def _log_if(log, line: str | None) -> None:
+    if line:
+        log.info("%s", line)
 
 
 def _flush_overdue(engine: SessionEngine, now: float, deadline: float) -> bool:

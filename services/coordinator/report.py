@@ -97,6 +97,38 @@ def dynamic_table(engine: SessionEngine) -> list[dict]:
     return rows
 
 
+class ProgressLine:
+    """`progress: day n of N (date), clock, steps done of planned, steps/s, ETA`, logged every
+    flow.progress_s seconds of a running backtest; the rate is taken over the last interval."""
+
+    def __init__(self, engine: SessionEngine, every_s: float):
+        self.engine, self.every_s = engine, every_s
+        self.planned = sum(_session_minutes(engine, day) for day in engine.sessions)
+        self.last: tuple[float, int] | None = None
+
+    def due(self, now: float) -> bool:
+        return self.every_s > 0 and (self.last is None or now - self.last[0] >= self.every_s)
+
+    def line(self, now: float) -> str | None:
+        """The line, or None the first time (it only starts the interval the rate is taken over)."""
+        engine, done = self.engine, self.engine.figures.steps
+        if self.last is None:
+            self.last = (now, done)
+            return None
+        rate = (done - self.last[1]) / max(now - self.last[0], 1e-9)
+        self.last = (now, done)
+        eta = "-" if not rate else f"{max(0, self.planned - done) / rate:,.0f} s"
+        rate_text = f"{rate:,.0f}"
+        return (f"progress: day {engine.day_index + 1} of {len(engine.sessions)} ({engine.session.day}) clock "
+                f"{fmt_exchange(engine.clock_ns) if engine.clock_ns else '-'}, {done:,} of ~{self.planned:,} steps, "
+                f"{rate_text} steps/s, ETA {eta}")
+
+
+def _session_minutes(engine: SessionEngine, day) -> int:
+    open_ns, close_ns = engine.calendar.open_close_ns(day)
+    return (close_ns - open_ns) // NS_PER_MIN
+
+
 def report_lines(engine: SessionEngine) -> list[str]:
     """The performance report as a few readable log lines (the JSON stays in `ctl status --json`)."""
     rep = performance_report(engine)

@@ -21,6 +21,8 @@ from common.wire import protocol as P
 from services.ctl.data import CONFIG_DATA_ROOT_KEY, calendar_group, data_group
 from services.ctl.keys import keys_group
 from services.ctl.chart import chart_cmd
+from services.ctl.compare import compare_cmd
+from services.ctl.top import top_cmd
 from services.ctl.report import report_cmd
 from services.ctl.runs import CONFIG_RESULTS_KEY, runs_cmd
 
@@ -77,6 +79,11 @@ def _endpoint(ctx: click.Context) -> str:
     return DEFAULT_ENDPOINTS["coordinator_router"]
 
 
+def call(name: str, args: dict | None = None) -> dict:
+    """One command to the session this ctl drives (see _endpoint); its reply, or a ClickException."""
+    return _call(name, args)
+
+
 def _call(name: str, args: dict | None = None) -> dict:
     ctx = click.get_current_context()
     reply = request(_endpoint(ctx), name, args, keys_dir=(ctx.find_root().obj or {}).get("keys_dir"))
@@ -123,6 +130,8 @@ cli.add_command(runs_cmd, "runs")
 cli.add_command(keys_group, "keys")
 cli.add_command(report_cmd, "report")
 cli.add_command(chart_cmd, "chart")
+cli.add_command(compare_cmd, "compare")
+cli.add_command(top_cmd, "top")
 
 
 @cli.command()

@@ -12,6 +12,7 @@ from common import runs
 from common.config import ConfigError, load_config
 
 CONFIG_RESULTS_KEY = "results_dir"
+RUN_METRICS = ("account", "total_return", "sharpe", "max_drawdown", "trades", "final_equity")
 
 
 def results_root(ctx: click.Context, given: str | None) -> Path:
@@ -43,6 +44,18 @@ def signal_count(folder: Path) -> int:
     return total
 
 
+def account_metrics(folder: Path) -> list[dict]:
+    """Key metrics per strategy account from the run's broker/metrics.parquet ([] without the broker)."""
+    path = folder / "broker" / "metrics.parquet"
+    if not path.exists():
+        return []
+    try:
+        rows = pq.read_table(path, columns=list(RUN_METRICS)).to_pylist()
+    except (OSError, KeyError, ValueError):
+        return []
+    return rows
+
+
 def run_rows(root: Path) -> list[dict]:
     rows = []
     for m in runs.list_runs(root):
@@ -50,7 +63,7 @@ def run_rows(root: Path) -> list[dict]:
                      "dates": f"{m.get('start_date')}..{m.get('end_date')}", "symbols": m.get("symbols", []),
                      "sessions": f"{m.get('sessions_run', '?')}/{m.get('sessions_planned', '?')}",
                      "signals": signal_count(Path(m["folder"])), "exit_reason": m.get("exit_reason"),
-                     "started_at": m.get("started_at")})
+                     "started_at": m.get("started_at"), "metrics": account_metrics(Path(m["folder"]))})
     return rows
 
 
@@ -59,7 +72,7 @@ def run_rows(root: Path) -> list[dict]:
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @click.pass_context
 def runs_cmd(ctx: click.Context, results: str | None, as_json: bool) -> None:
-    """List the runs (id, config, dates, symbols, status, signals), oldest first."""
+    """List the runs (id, config, dates, symbols, status, signals, key metrics per account), oldest first."""
     root = results_root(ctx, results)
     rows = run_rows(root)
     if as_json:
@@ -76,3 +89,14 @@ def runs_cmd(ctx: click.Context, results: str | None, as_json: bool) -> None:
                    f"{','.join(r['symbols'])}{mark}")
         if r["status"] not in ("completed", "running") and r["exit_reason"]:
             click.echo(f"{'':<36} {r['exit_reason']}")
+        for m in r["metrics"]:
+            click.echo(f"{'':<36} {m['account']}: return {_pct(m['total_return'])}  sharpe {_num(m['sharpe'])}  "
+                       f"max drawdown {_pct(m['max_drawdown'])}  trades {m['trades']}  equity {_num(m['final_equity'])}")
+
+
+def _pct(value) -> str:
+    return "n/a" if value is None or value != value else f"{value:.2%}"
+
+
+def _num(value) -> str:
+    return "n/a" if value is None or value != value else f"{value:,.2f}"
