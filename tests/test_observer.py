@@ -67,13 +67,19 @@ def test_observer_attached_mid_session_ends_with_identical_replica(tmp_path, sam
 
 def test_slow_observer_detects_loss_and_resyncs(tmp_path, sample_store):
     # one step per message (flow.batch 1): enough messages to overflow the observer's 5-message buffers
+    # a pause on the last day keeps every publisher alive (beating its last seq) until the observer has
+    # found its loss and resynced, however far behind the machine's load leaves it
     config = write_config(tmp_path, sample_store.root, session={"clock": {"speed": 3000}},
-                          flow={"window": 8, "batch": 1, "ack_timeout_s": 10, "heartbeat_s": 0.2, "pub_hwm": 20})
+                          flow={"window": 8, "batch": 1, "ack_timeout_s": 10, "heartbeat_s": 0.2, "pub_hwm": 20},
+                          schedule=[{"date": "2025-07-07", "at": "15:00", "command": "pause"}])
     pipe = Pipeline(tmp_path, config, extra_analysis=[["--name", "slow", "--observer", "--hwm", "5",
                                                        "--strategy", "support.recording:Slow"]])
     try:  # full speed only once the slow observer is in: it then falls behind, however loaded the machine
         _wait_for_status(config, lambda s: "slow" in s["stages"])
         assert ctl(config, "speed", "max").returncode == 0
+        _wait_for_status(config, lambda s: s["operator_paused"] and "resyncing from a fresh snapshot" in
+                         pipe.log("extra0") and pipe.log("extra0").count("snapshot applied") >= 2)
+        assert ctl(config, "resume").returncode == 0
         codes = pipe.wait()
     finally:
         pipe.kill()
