@@ -34,6 +34,24 @@ def run(tmp, config):
     return run_dir(tmp), pipeline
 
 
+def kill_and_restart(pipe, config, stage: str, after_step: int) -> dict:
+    """kill -9 of `stage` past `after_step`; once the coordinator lists it lost (flow `wait`), start it again
+    as `<stage>2` under the same name, let the run finish at full speed; every process's exit code."""
+    import signal
+    import sys
+
+    from test_pipeline import _wait_for_status
+
+    _wait_for_status(config, lambda s: s["state"] == "running" and s["session_step"] > after_step)
+    pipe.procs[stage].send_signal(signal.SIGKILL)
+    pipe.procs[stage].wait()
+    _wait_for_status(config, lambda s: s["lost"])
+    pipe.start(f"{stage}2", [sys.executable, "-m", f"services.{stage}", "--config", str(config)])
+    _wait_for_status(config, lambda s: not s["lost"] and s["state"] == "running")
+    ctl(config, "speed", "max")
+    return pipe.wait(timeout=120)
+
+
 def table(folder, name):
     return pq.read_table(folder / "broker" / f"{name}.parquet").to_pylist()
 
@@ -142,25 +160,14 @@ def test_volume_cap_partial_fills_and_a_removed_symbol_is_flattened(tmp_path, sa
 def test_a_restarted_broker_rebuilds_the_session_from_the_journal(tmp_path, sample_store):
     """kill -9 of the broker mid-session, `wait`, restart: it replays the session's journal (bars and
     relayed ORDERS) and its files equal an undisturbed run's, byte for byte."""
-    import signal
-    import sys
-
     from test_faults import FLOW
-    from test_pipeline import _wait_for_status
 
     session = {"end_date": "2025-07-02", "clock": {"speed": 3000}}
     flow = {**FLOW, "on_stage_loss": "wait"}
     config = trading_config(tmp_path, sample_store.root, session=session, flow=flow)
     pipe = Pipeline(tmp_path, config)
     try:
-        _wait_for_status(config, lambda s: s["state"] == "running" and s["session_step"] > 60)
-        pipe.procs["broker"].send_signal(signal.SIGKILL)
-        pipe.procs["broker"].wait()
-        _wait_for_status(config, lambda s: s["lost"])
-        pipe.start("broker2", [sys.executable, "-m", "services.broker", "--config", str(config)])
-        _wait_for_status(config, lambda s: not s["lost"] and s["state"] == "running")
-        ctl(config, "speed", "max")
-        codes = pipe.wait(timeout=120)
+        codes = kill_and_restart(pipe, config, "broker", after_step=60)
     finally:
         pipe.kill()
     del codes["broker"]
@@ -196,11 +203,7 @@ def test_what_a_strategy_sees_of_its_fills_is_the_brokers_record(tmp_path, sampl
 def test_a_restarted_trading_analysis_rebuilds_its_book_from_the_journal(tmp_path, sample_store):
     """kill -9 of the trading analysis mid-session, `wait`, restart under its name: it books its own relayed
     orders again while it replays the journal, so its next order ids, positions and cash are the broker's."""
-    import signal
-    import sys
-
     from test_faults import FLOW
-    from test_pipeline import _wait_for_status
 
     trader = {**TRADER, "params": {**TRADER["params"], "replica_closes": True}}
     config = trading_config(tmp_path, sample_store.root, strategies=[trader],
@@ -208,14 +211,7 @@ def test_a_restarted_trading_analysis_rebuilds_its_book_from_the_journal(tmp_pat
                             flow={**FLOW, "on_stage_loss": "wait"})
     pipe = Pipeline(tmp_path, config)
     try:
-        _wait_for_status(config, lambda s: s["state"] == "running" and s["session_step"] > 120)
-        pipe.procs["analysis"].send_signal(signal.SIGKILL)
-        pipe.procs["analysis"].wait()
-        _wait_for_status(config, lambda s: s["lost"])
-        pipe.start("analysis2", [sys.executable, "-m", "services.analysis", "--config", str(config)])
-        _wait_for_status(config, lambda s: not s["lost"] and s["state"] == "running")
-        ctl(config, "speed", "max")
-        codes = pipe.wait(timeout=120)
+        codes = kill_and_restart(pipe, config, "analysis", after_step=120)
     finally:
         pipe.kill()
     del codes["analysis"]
