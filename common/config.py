@@ -48,7 +48,7 @@ class HistoricalEntry:
 
 @dataclass(frozen=True)
 class StrategyEntry:
-    target: str  # module:Class
+    target: object  # "module:Class" (a config file); the Python API may give a class or an instance
     params: dict
     name: str
     on_error: str  # "disable" | "stop"

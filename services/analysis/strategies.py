@@ -10,8 +10,11 @@ def wanted_intervals(strategy, default: str) -> tuple[str, ...]:
     return (wanted,) if isinstance(wanted, str) else tuple(wanted)
 
 
-def load_strategy(target: str, params: dict):
-    """'package.module:Class' -> instance; errors name the target."""
+def load_strategy(target, params: dict):
+    """'package.module:Class' -> instance; errors name the target. A class (the Python API) is
+    instantiated with the params; an instance is used as it is."""
+    if not isinstance(target, str):
+        return _from_object(target, params)
     module_name, _, class_name = target.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -22,6 +25,15 @@ def load_strategy(target: str, params: dict):
         return cls(**params)
     except TypeError as exc:
         raise ImportError(f"strategy {target}: bad params {params} ({exc})") from None
+
+
+def _from_object(target, params: dict):
+    if not isinstance(target, type):
+        return target
+    try:
+        return target(**params)
+    except TypeError as exc:
+        raise ImportError(f"strategy {target.__qualname__}: bad params {params} ({exc})") from None
 
 
 def declared_indicators(strategies: list[tuple], config) -> list[dict]:

@@ -19,6 +19,7 @@ from common.data.store import BarStore, StoreError
 from common.domain.calendar import TradingCalendar
 from common.logsetup import log_level_option, set_level_from_option, setup_logging
 from common.security import KeysError, SocketSecurity
+from common.runs import is_run_id
 from common.sessions import SessionError, SessionLock
 from common.stage.runtime import ignore_termination
 from common.wire import protocol as P
@@ -42,7 +43,7 @@ def _split_envelope(frames: list) -> tuple[list, list]:
     return frames[:1], frames[1:]
 
 
-def serve(config_path: str) -> int:
+def serve(config_path: str, run_id: str | None = None) -> int:
     log = setup_logging("coordinator")
     try:
         config = load_config(config_path)
@@ -60,7 +61,7 @@ def serve(config_path: str) -> int:
         return 2
     pub, router = sockets
     publisher = P.Publisher(pub, "coordinator")
-    record = RunRecord(config)
+    record = RunRecord(config, run_id)
     store = BarStore(config.data_root, record_reads=True)
     engine = SessionEngine(config, calendar, store, publisher.send, run_id=record.run_id)
     record.start()
@@ -232,10 +233,18 @@ def _send_snapshot(router, envelope: list, engine: SessionEngine, body: dict, lo
 @log_level_option
 @click.option("--config", "config_path", default="configs/default.json", show_default=True,
               help="Session config (JSON).")
-def main(config_path: str, log_level: str | None) -> None:
+@click.option("--run-id", default=None, callback=lambda ctx, param, value: _checked_run_id(value),
+              help="The run's id (its folder under results/); default: UTC start time and config name.")
+def main(config_path: str, run_id: str | None, log_level: str | None) -> None:
     """Run the coordinator."""
     set_level_from_option(log_level)
-    sys.exit(serve(config_path))
+    sys.exit(serve(config_path, run_id))
+
+
+def _checked_run_id(value: str | None) -> str | None:
+    if value is not None and not is_run_id(value):
+        raise click.BadParameter(f"{value!r} is not a run id like 20250701-093000-name", param_hint="--run-id")
+    return value
 
 
 if __name__ == "__main__":
