@@ -3,15 +3,30 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
 from common import runs
 from common.config import ConfigError, SessionConfig
+from common.data.generate import generate
+from common.data.store import BarStore
+from common.domain.calendar import TradingCalendar
 from session_engine import configure
 from session_engine.inline import InlineSession
 from session_engine.processes import ProcessRun
 from session_engine.results import Run, RunError
+from services.demo import SAMPLE_RANGE, SAMPLE_SYMBOLS
 
 MODES = ("inline", "processes")
+
+
+def sample_store(root="data/store") -> Path:
+    """The sample data set `make run` uses (AAPL, MSFT, RIVN, 2025-06-02..2025-07-08, generated and
+    deterministic), written into `root` unless it holds data already; returns the folder."""
+    root = Path(root)
+    store = BarStore(root)
+    if not store.symbols():
+        generate(store, TradingCalendar(), SAMPLE_SYMBOLS, *SAMPLE_RANGE)
+    return root
 
 
 def prepare(config, overrides: dict | None = None, strategies=None) -> SessionConfig:

@@ -5,7 +5,7 @@ Overrides name a place in the config's JSON with dots (or `__`, handy as a keywo
 objects with names is indexed by name (`strategies.sma_cross.params.fast`), any list by position
 (`historical.0.trailing_days`), and `session` keys may be given without the `session.` prefix
 (`end_date="2025-07-02"`). The config as run (the manifest's record) holds strings only: a strategy given
-as an object is recorded as its `module:QualifiedName`.
+as an object is recorded as its `module:Class`.
 """
 from __future__ import annotations
 
@@ -83,9 +83,10 @@ def apply_override(raw: dict, key: str, value) -> None:
 
 
 def strategy_text(target) -> str:
-    """`module:QualifiedName` of a strategy given as a class or an instance (for the record)."""
+    """`module:Class` of a strategy given as a class or an instance (for the record; a class defined in a
+    function or another class is recorded by its own name)."""
     cls = target if isinstance(target, type) else type(target)
-    return f"{cls.__module__}:{cls.__qualname__}"
+    return f"{cls.__module__}:{cls.__name__}"
 
 
 def importable(target) -> bool:

@@ -25,6 +25,7 @@ from services.ctl.compare import compare_cmd
 from services.ctl.top import top_cmd
 from services.ctl.report import report_cmd
 from services.ctl.runs import CONFIG_RESULTS_KEY, runs_cmd
+from services.ctl.sweep import sweep_cmd
 
 ATTEMPT_TIMEOUT_MS = 900
 ATTEMPTS = 3
@@ -132,6 +133,7 @@ cli.add_command(report_cmd, "report")
 cli.add_command(chart_cmd, "chart")
 cli.add_command(compare_cmd, "compare")
 cli.add_command(top_cmd, "top")
+cli.add_command(sweep_cmd, "sweep")
 
 
 @cli.command()
