@@ -161,3 +161,31 @@ def test_a_run_that_does_not_complete_raises_with_its_record(tmp_path, demo_stor
     assert failed.value.run.status == "aborted" and failed.value.run.record["exit_code"] == 1
     quiet = se.run(config, end_date="2025-07-15", check=False)
     assert quiet.status == "aborted" and quiet.record["sessions_run"] == 5
+
+
+class DeclaresSma:
+    """Declares sma(12) on 5m (not in the config) and keeps what it read at each session's end."""
+
+    intervals = ("5m",)
+    indicators = {"5m": ["sma(12)"]}
+
+    def __init__(self):
+        self.read = {}
+
+    def on_session_end(self, ctx, date):
+        for symbol in ctx.symbols:
+            closes = np.concatenate([ctx.history(symbol, "5m").close, ctx.bars(symbol, "5m").close])
+            self.read[(date, symbol)] = (closes, ctx.indicator(symbol, "5m", "sma(12)"))
+
+
+def test_a_declared_indicator_of_a_symbol_added_mid_session_equals_talib(tmp_path, demo_store):
+    """A catch-up warms the added symbol's indicators in a set built like the session's: the config's
+    plus the declared ones (it was built from the config's alone, and the run aborted)."""
+    import talib
+
+    strategy = DeclaresSma()
+    run = se.run(_demo(tmp_path, demo_store), strategies=[strategy], end_date=DAY)
+    assert run.completed and (DAY, "RIVN") in strategy.read
+    for (date, symbol), (closes, sma) in strategy.read.items():
+        expected = talib.SMA(closes, 12)[-len(sma):]
+        assert np.allclose(sma, expected, equal_nan=True, rtol=0, atol=1e-9), (date, symbol)

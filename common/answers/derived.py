@@ -139,6 +139,7 @@ class DerivedAnswers:
         self.history_intervals = self.derived + ([DAILY] if wants_daily else [])
         self.aggs: dict[Interval, WindowAggregator] = {}
         self.indicators: IndicatorSet | None = None
+        self.session_indicators = list(config.indicators)  # SESSION_START sets the session's own
         self.prepared: dict[str, tuple] = {}  # symbol -> (history days, history per interval, warmed IndicatorSet)
         if config.indicators:
             IndicatorSet(config.indicators, 1)  # fail at start-up, not mid-run, on a bad entry
@@ -174,7 +175,10 @@ class DerivedAnswers:
             agg = WindowAggregator(interval.minutes, n)
             agg.start_session(msg.body["open_ns"], msg.body["close_ns"])
             self.aggs[interval] = agg
-        self.indicators = IndicatorSet(msg.body.get("indicators", self.config.indicators), n)
+        # the session's indicators: the config's plus those the strategies declared (a catch-up's warm-up
+        # set must hold the same ones, in the same order, for its state to be copied slot for slot)
+        self.session_indicators = msg.body.get("indicators", self.config.indicators)
+        self.indicators = IndicatorSet(self.session_indicators, n)
         self.prepared = {}
 
     # ---- streaming -----------------------------------------------------------------------------
@@ -228,7 +232,7 @@ class DerivedAnswers:
         interval, warmed set). Same bars, same kernels: the state equals warming the symbol's own slot."""
         history = self._history_intervals(BarBatch.of_slot(0, h_bars), sessions)
         opens = np.array([s[1] for s in sessions], dtype=np.int64)
-        scratch = IndicatorSet(self.config.indicators, 1)
+        scratch = IndicatorSet(self.session_indicators, 1)
         for interval, h in history.items():
             starts = np.zeros(len(h), bool)
             if len(h):
