@@ -14,6 +14,7 @@ import dataclasses
 import itertools
 import logging
 import math
+import time
 
 from common.config import SessionConfig
 from common.data.store import BarStore, StoreError
@@ -108,7 +109,7 @@ class InlineSession:
     def _loop(self) -> None:
         idle = 0
         while self.engine.state is not State.ENDING or not self.engine.stages.all_flushed():
-            self.engine.advance(0.0)
+            self.engine.advance(time.monotonic())
             messages = self.wire.socket.take()
             if not messages and self.engine.state is not State.ENDING:
                 idle += 1
@@ -135,6 +136,7 @@ class InlineSession:
                 stage.acks.flush()
 
     def _handle(self, stage: InlineStage, msg: P.Message, answers: dict) -> list[P.Message]:
+        started = time.perf_counter_ns()
         outgoing = stage.handler.handle(msg, answers) or []
         for out in outgoing:  # as the stage runtime stamps the answers it publishes
             out.body.setdefault("ref", msg.seq)
@@ -148,7 +150,7 @@ class InlineSession:
                                 f"inline-{next(self.request_ids)}")
         if msg.type == P.SHUTDOWN:
             return outgoing
-        stage.acks.handled(msg, 0)
+        stage.acks.handled(msg, time.perf_counter_ns() - started)
         if msg.type == P.BACKTEST_END:
             stage.handler.flush()
             stage.acks.results_flushed()

@@ -1,5 +1,6 @@
 """The code's shape, checked: small classes and functions, and `common/` only for what several processes
-share (services import from common, never from each other)."""
+share (services import from common, never from each other; `session_engine/`, the Python API, is the
+composition root that wires them together in one process, and no service imports it at module level)."""
 from __future__ import annotations
 
 import ast
@@ -53,14 +54,14 @@ def _spans(tree: ast.AST, kinds) -> list[tuple[str, int]]:
 
 
 def test_no_class_over_300_lines():
-    big = [(str(p.relative_to(ROOT)), name, n) for p in _sources("common", "services", "strategies")
+    big = [(str(p.relative_to(ROOT)), name, n) for p in _sources("common", "services", "strategies", "session_engine")
            for name, n in _spans(ast.parse(p.read_text()), ast.ClassDef) if n > MAX_CLASS_LINES]
     assert big == []
 
 
 def test_no_function_over_40_lines_outside_the_indicator_kernels():
     big = []
-    for path in _sources("common", "services", "strategies"):
+    for path in _sources("common", "services", "strategies", "session_engine"):
         if str(path.relative_to(ROOT)).startswith(KERNEL_MODULES):
             continue
         big += [(str(path.relative_to(ROOT)), name, n)
@@ -86,3 +87,16 @@ def test_every_common_module_is_used_by_two_processes_or_more():
     modules = [_module_name(p) for p in _sources("common") if p.name != "__init__.py"]
     lonely = {m: sorted(users.get(m, ())) for m in modules if len(users.get(m, ())) < 2}
     assert lonely == {}
+
+
+def test_only_ctl_uses_the_python_api_and_only_inside_a_command():
+    """ctl sweep runs sessions through session_engine: imported inside the command, so no service
+    process ever loads the other services' code."""
+    users = []
+    for path in _sources("common", "services"):
+        tree = ast.parse(path.read_text())
+        top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+        names = [a.name for n in top for a in n.names] + [n.module or "" for n in top if isinstance(n, ast.ImportFrom)]
+        if any(name.split(".")[0] == "session_engine" for name in names):
+            users.append(str(path.relative_to(ROOT)))
+    assert users == []
