@@ -30,19 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PEER = ROOT.parent / "shared" / "peer-bench"
 sys.path.insert(0, str(ROOT / "bench"))
 from benchdata import peer_store  # noqa: E402
-
-STRATEGY = '''
-class CountBar:
-    """One Python callback per bar, as the peers do."""
-    intervals = ("1m", "5m")
-    def __init__(self):
-        self.n1 = self.n5 = 0
-    def on_bar(self, ctx, symbol, interval, bar):
-        if interval == "1m":
-            self.n1 += 1
-        else:
-            self.n5 += 1
-'''
+from broker_bench import STRATEGY  # noqa: E402  (CountBar: the peers' strategy, one callback per bar)
 
 
 def peer_data(data: Path) -> Path:

@@ -16,7 +16,7 @@ import logging
 import math
 import time
 
-from common.config import SessionConfig
+from common.config import ConfigError, SessionConfig
 from common.data.store import BarStore, StoreError
 from common.domain.calendar import TradingCalendar
 from common.stage.acks import AckBatcher
@@ -66,6 +66,10 @@ class InlineSession:
 
     def __init__(self, config: SessionConfig, run_id: str, log: logging.Logger | None = None,
                  strategies=None):
+        pauses = [f"schedule[{i}]" for i, cmd in enumerate(config.schedule) if cmd.command == "pause"]
+        if pauses:  # a scheduled pause holds the clock until `ctl resume`
+            raise ConfigError(f"{pauses[0]}: a scheduled pause waits for an operator's `ctl resume`, and an "
+                              f"inline run has none: remove it, or run with mode='processes'")
         # one process: nothing can be lost or silent, and there is no wall clock to pace against
         self.config = dataclasses.replace(config, clock_speed=None, lost_after_s=math.inf, ack_timeout_s=math.inf)
         self.log = log or logging.getLogger("session_engine.inline")

@@ -70,12 +70,7 @@ class ProcessRun:
         except subprocess.TimeoutExpired:
             self.stop()
             raise TimeoutError(f"the run did not end within {timeout_s:g} s (its processes were stopped)") from None
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=STOP_GRACE_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        self._reap()
         return coordinator.returncode
 
     def stop(self) -> None:
@@ -83,6 +78,10 @@ class ProcessRun:
         for proc in self.procs.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
+        self._reap()
+
+    def _reap(self) -> None:
+        """Wait for every process to exit, STOP_GRACE_S at most each; kill what is still running then."""
         for proc in self.procs.values():
             try:
                 proc.wait(timeout=STOP_GRACE_S)

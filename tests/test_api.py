@@ -152,6 +152,8 @@ def test_overrides_name_places_in_the_config(tmp_path, demo_store):
         se.prepare(config, {"flow.window": 0})
     with pytest.raises(ValueError, match="mode 'threads'"):
         se.run(config, mode="threads")
+    with pytest.raises(ConfigError, match=r"schedule\[0\]: a scheduled pause waits for an operator"):
+        se.run(config, schedule=[{"at": "10:00", "command": "pause"}])
 
 
 def test_a_run_that_does_not_complete_raises_with_its_record(tmp_path, demo_store):

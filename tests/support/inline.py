@@ -1,6 +1,6 @@
-"""The coordinator engine and the three stage handlers in one process, wired by hand: the real
-codec on every coordinator message (encoded and decoded), lockstep acks. For tests of what strategies
-see, without sockets or subprocesses."""
+"""The whole session in one process for tests of what strategies see: session_engine's InlineSession (the
+coordinator's engine and every stage's handler, the real codec on every message, lockstep acks), with
+the analysis handler handed back so a test can read its replica, strategies and contexts."""
 from __future__ import annotations
 
 import logging
@@ -8,9 +8,7 @@ import logging
 from common.config import parse_config
 from common.wire import protocol as P
 from services.analysis.handler import AnalysisHandler
-from services.coordinator.engine import SessionEngine, State
-from services.processor.handler import ProcessorHandler
-from services.quality.handler import QualityHandler
+from session_engine.inline import InlineSession
 
 STAGES = ("processor", "quality", "analysis")
 
@@ -30,28 +28,9 @@ class Wire:
 
 
 def run_inline(config: dict, store, calendar, results_dir, log: logging.Logger | None = None) -> AnalysisHandler:
-    """Run the whole backtest; returns the analysis handler (its replica, signals, contexts)."""
-    log = log or logging.getLogger("inline")
-    cfg = parse_config({"stages": list(STAGES), **config, "results_dir": str(results_dir)})
-    wire = Wire()
-    engine = SessionEngine(cfg, calendar, store, wire.publisher.send, run_id="20250101-000000-inline")
-    processor, quality = ProcessorHandler(cfg, log), QualityHandler(cfg, log)
-    analysis = AnalysisHandler(cfg, log, results_dir=results_dir)
-    for pid, stage in enumerate(STAGES):
-        engine.on_hello(stage, "participant", pid=pid + 1,
-                        indicators=analysis.wanted_indicators() if stage == "analysis" else None)
-    done = 0
-    for _ in range(100_000):
-        engine.advance(0.0)
-        for msg in wire.messages[done:]:
-            answers = {name: out[0] for name, handler in (("processor", processor), ("quality", quality))
-                       for out in [handler.handle(msg, {})] if out}
-            analysis.handle(msg, answers)
-        done = len(wire.messages)
-        for stage in STAGES:
-            engine.on_ack({"stage": stage, "kind": "step", "ref": engine.global_step})
-            engine.on_ack({"stage": stage, "kind": "snapshot", "ref": engine.catchup.snapshot_id})
-        if engine.state is State.ENDING:
-            analysis.flush()
-            return analysis
-    raise AssertionError("the engine did not end")
+    """Run the whole backtest on `store`; returns the analysis handler (its replica, signals, contexts)."""
+    cfg = parse_config({"stages": list(STAGES), **config, "results_dir": str(results_dir),
+                        "data_root": str(store.root)})
+    session = InlineSession(cfg, "20250101-000000-inline", log=log or logging.getLogger("inline"))
+    session.run()
+    return session.stages["analysis"].handler
