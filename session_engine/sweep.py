@@ -107,7 +107,7 @@ def sweep(config, grid: dict, *, strategies=None, scheduler: str | None = None, 
     sweep_id, folder = _sweep_folder(Path(overrides["results_dir"]), runs.config_name(base.raw, base.path))
     overrides = {**overrides, "results_dir": str(folder)}
     run_ids = [f"{sweep_id}-{k + 1:03d}" for k in range(len(combos))]
-    with _client(client, scheduler, workers, len(combos)) as dask_client:
+    with ClusterClient(client, scheduler, workers, len(combos)) as dask_client:
         futures = [dask_client.submit(run_combination, config, combo, overrides, strategies, run_id,
                                       key=f"{run_id}", pure=False)
                    for combo, run_id in zip(combos, run_ids)]
@@ -133,7 +133,7 @@ def _gather(futures, progress) -> dict[str, dict]:
     return rows
 
 
-class _client:
+class ClusterClient:
     """A Dask client: the caller's, one connected to `scheduler`, or a private LocalCluster (closed after)."""
 
     def __init__(self, client, scheduler: str | None, workers: int | None, tasks: int):

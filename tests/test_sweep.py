@@ -89,3 +89,50 @@ def test_the_example_notebook_runs_top_to_bottom(tmp_path, store, monkeypatch):
                         for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", []))
     assert "completed" in outputs and "total_return" in outputs and "sma(20)" in outputs
     assert not any(o.get("output_type") == "error" for cell in notebook.cells for o in cell.get("outputs", []))
+
+
+def test_ctl_sweep_on_an_existing_cluster_named_by_scheduler(tmp_path, store):
+    """A Dask scheduler and a worker started apart (as on other machines), on loopback: `--scheduler`
+    sends the combinations there and the table is the same as on the private LocalCluster."""
+    import socket
+
+    from dask.distributed import Client
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    dask = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
+    procs = [subprocess.Popen(dask + ["--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+                              env=proc_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
+                                       "--no-dashboard"], env=proc_env(), cwd=tmp_path,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(1, timeout=60)
+        config = tmp_path / "config.json"
+        config.write_text(json.dumps(_config(store, tmp_path / "results")))
+        res = subprocess.run([sys.executable, "-m", "services.ctl", "sweep", str(config), "--scheduler", address,
+                              "--grid", "strategies.sma_market.params.fast=3,8", "--json"],
+                             capture_output=True, text=True, env=proc_env(), timeout=300)
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=30)
+    assert res.returncode == 0, res.stderr
+    rows = json.loads(res.stdout)
+    local = se.sweep(_config(store, tmp_path / "local"), {"strategies.sma_market.params.fast": [3, 8]}, workers=1)
+    assert [r["final_equity"] for r in rows] == list(local["final_equity"])
+
+
+def test_the_private_cluster_is_tls_on_loopback_and_refuses_a_plain_client():
+    from dask.distributed import Client
+
+    from session_engine.sweep import ClusterClient
+
+    with ClusterClient(None, None, 1, 1) as client:
+        address = client.scheduler.address
+        assert address.startswith("tls://127.0.0.1:")  # encrypted, authenticated, loopback only
+        with pytest.raises((OSError, TimeoutError)):
+            Client(address.replace("tls://", "tcp://"), timeout=3)
