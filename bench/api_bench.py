@@ -79,13 +79,13 @@ def modes(args, data: Path, tmp: Path) -> None:
 def sweeps(args, tmp: Path) -> None:
     store = se.sample_store(tmp / "store")
     config = json.loads((ROOT / "configs" / "trading.json").read_text())
-    config["session"].update(start_date="2025-07-01", end_date="2025-07-01")
-    config.update(data_root=str(store), results_dir=str(tmp / "sweeps"), schedule=[])
+    config["session"].update(start_date="2025-07-01", end_date="2025-07-03")  # RIVN added on 07-02 at 12:06
+    config.update(data_root=str(store), results_dir=str(tmp / "sweeps"))
     grid = {"strategies.sma_market.params.fast": list(range(3, 3 + args.combos))}
     single = time.perf_counter()
     se.run(config, results_dir=str(tmp / "single"))
     single_s = time.perf_counter() - single
-    print(f"\none inline session (configs/trading.json, 1 day, 3 symbols, 2 accounts): {single_s:.2f} s")
+    print(f"\none inline session (configs/trading.json, 3 days, 2 accounts): {single_s:.2f} s")
     print("| workers | sessions | wall s (incl. cluster start) | sessions/min | sessions/min after the first result |")
     print("|---:|---:|---:|---:|---:|")
     for workers in (1, 2):
