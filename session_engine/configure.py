@@ -111,7 +111,10 @@ def strategy_entries(strategies) -> list[dict]:
     for item in strategies:
         entry = dict(item) if isinstance(item, dict) else {"class": item}
         target = entry.get("class")
-        if not isinstance(target, str) and target is not None:
+        if type(target).__module__ == "builtins" and not isinstance(target, (str, type)) or target is None:
+            raise ConfigError(f"strategies[{len(out)}]: {item!r} is not a strategy (a 'module:Class' string, a "
+                              f"class, an instance of one, or a config entry with \"class\")")
+        if not isinstance(target, str):
             entry.setdefault("name", (target if isinstance(target, type) else type(target)).__name__)
             if not isinstance(target, type) and entry.get("params"):
                 raise ConfigError(f"strategy {entry['name']}: params go with a class, not with an instance")
@@ -132,6 +135,9 @@ def build(config, overrides: dict | None = None, strategies=None) -> SessionConf
             objects[i] = entry["class"]
             entry["class"] = strategy_text(entry["class"])
     parsed = parse_config(raw, path)
+    if not Path(parsed.data_root).is_dir():
+        raise ConfigError(f"data_root: {parsed.data_root} is not a folder (fill a store with `ctl data import` or "
+                          f"`ctl data generate`, or the sample set with session_engine.sample_store(path))")
     if objects:
         entries = list(parsed.strategies)
         for i, target in objects.items():

@@ -152,6 +152,10 @@ def test_overrides_name_places_in_the_config(tmp_path, demo_store):
         se.prepare(config, {"flow.window": 0})
     with pytest.raises(ValueError, match="mode 'threads'"):
         se.run(config, mode="threads")
+    with pytest.raises(ConfigError, match=r"strategies\[0\]: 42 is not a strategy"):
+        se.run(config, strategies=[42])
+    with pytest.raises(ConfigError, match=r"data_root: .*nowhere is not a folder"):
+        se.run(config, data_root=str(tmp_path / "nowhere"))
     with pytest.raises(ConfigError, match=r"schedule\[0\]: a scheduled pause waits for an operator"):
         se.run(config, schedule=[{"at": "10:00", "command": "pause"}])
 
