@@ -195,3 +195,17 @@ def test_a_declared_indicator_of_a_symbol_added_mid_session_equals_talib(tmp_pat
     for (date, symbol), (closes, sma) in strategy.read.items():
         expected = talib.SMA(closes, 12)[-len(sma):]
         assert np.allclose(sma, expected, equal_nan=True, rtol=0, atol=1e-9), (date, symbol)
+
+
+def test_a_strategys_own_add_lands_at_the_same_step_inline_and_in_processes(tmp_path, demo_store):
+    """With flow.window 1 a strategy's add-symbol is applied at the next step boundary in both modes (the
+    scanner adds AAPL on MSFT's 10:00 bar): same catch-up, same files."""
+    config = _demo(tmp_path, demo_store, schedule=[])
+    config["session"].update(start_date=DAY, end_date=DAY, symbols=["MSFT"])
+    config["flow"]["window"] = 1
+    config["strategies"] = [{"class": "support.recording:Scanner", "name": "scanner"},
+                            {"class": "strategies.examples:SmaCross", "name": "sma", "params": {"fast": 3, "slow": 8}}]
+    inline, procs = se.run(config), se.run(config, mode="processes")
+    _same_files(inline, procs)
+    assert inline.record["dynamic_added"]["AAPL"]["clock_ns"] == procs.record["dynamic_added"]["AAPL"]["clock_ns"]
+    assert inline.bars("AAPL", "1m").index[0].strftime("%H:%M") == "09:30"
