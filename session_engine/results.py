@@ -6,6 +6,7 @@ add exchange-local timestamps where a column holds a time (`clock`, `ts`).
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import json
@@ -79,6 +80,12 @@ class Run:
     def config(self):
         return parse_config(self.record["config"], self.record.get("config_path", str(self.folder)))
 
+    @functools.cached_property
+    def _computed(self):
+        """The config with the indicators the sessions computed (the strategies' declared ones too)."""
+        computed = self.record.get("session_indicators")
+        return dataclasses.replace(self.config, indicators=tuple(computed)) if computed else self.config
+
     # ---- result files ----------------------------------------------------------------------------
     def stage_folders(self) -> list[Path]:
         return sorted(p.parent for p in self.folder.glob("*/signals.parquet"))
@@ -130,8 +137,9 @@ class Run:
     def bars(self, symbol: str, interval: str = "1m", date: str | None = None,
              data_root: str | None = None) -> pd.DataFrame:
         """`symbol`'s bars of `interval` over the run's sessions (or one `date`) as the session made them,
-        one row per bar indexed by its exchange-local open time, with a column per configured indicator
-        of that interval (`sma(20)`, `macd(12,26,9).hist`), computed with the session's kernels over the
+        one row per bar indexed by its exchange-local open time, with a column per indicator of that
+        interval the session computed, configured or declared by a strategy (`sma(20)`,
+        `macd(12,26,9).hist`), computed with the session's kernels over the
         same trailing history (equal to what strategies read from ctx). A symbol added mid-session has
         its whole day, as its catch-up gave it."""
         minutes = Interval.parse(interval).minutes
@@ -156,7 +164,7 @@ class Run:
         bars = session if minutes == 1 else aggregate_session(session, open_ns, close_ns, minutes)[0]
         frame = pd.DataFrame({name: getattr(bars, name) for name in BAR_COLUMNS},
                              index=pd.Index(_exchange_times(bars.ts), name="ts"))
-        values = indicator_values(self.config, store, calendar, symbol, day, session).get(interval, {})
+        values = indicator_values(self._computed, store, calendar, symbol, day, session).get(interval, {})
         for key, column in values.items():
             if key != "ts":
                 frame[key] = column

@@ -195,6 +195,8 @@ def test_a_declared_indicator_of_a_symbol_added_mid_session_equals_talib(tmp_pat
     for (date, symbol), (closes, sma) in strategy.read.items():
         expected = talib.SMA(closes, 12)[-len(sma):]
         assert np.allclose(sma, expected, equal_nan=True, rtol=0, atol=1e-9), (date, symbol)
+    bars = run.bars("RIVN", "5m", date=DAY)  # the declared indicator is a column too, equal to what ctx read
+    assert np.array_equal(bars["sma(12)"].to_numpy(), strategy.read[(DAY, "RIVN")][1], equal_nan=True)
 
 
 def test_a_strategys_own_add_lands_at_the_same_step_inline_and_in_processes(tmp_path, demo_store):

@@ -50,6 +50,8 @@ class RunRecord:
             data_fingerprint=runs.data_fingerprint(reads),
             stages={s.name: {"role": s.role, "flushed": s.flushed} for s in engine.stages},
             dynamic=sorted(engine.dynamic),
+            # what the sessions computed: the config's indicators plus those the strategies declared
+            session_indicators=engine.config.session_indicators(engine.stages.declared_indicators()),
             dynamic_added={s: {"date": d.added_date, "clock_ns": d.added_clock, "caught_up": d.caught_up,
                                "status": d.status} for s, d in sorted(engine.dynamic.items())},
         )
