@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from common import runs
-from common.config import ConfigError, SessionConfig
+from common.config import SessionConfig
 from common.data.generate import generate
 from common.data.store import BarStore
 from common.domain.calendar import TradingCalendar
@@ -43,7 +43,7 @@ def run(config, *, mode: str = "inline", strategies=None, run_id: str | None = N
     `end_date="2025-07-02"`, `results_dir="/tmp/r"`); `strategies` replaces the config's strategies with a
     list of `module:Class` strings, classes, instances or config entries (dicts). `mode="inline"` runs
     the coordinator and every stage in this process; `mode="processes"` starts the real processes on
-    private ipc endpoints (strategies must then be importable classes). Both write the same run record
+    private ipc endpoints (strategies given as objects go to the analysis process by value). Both write the same run record
     and the same result files. A run that did not complete raises RunError (with `.run`) unless
     `check=False`.
     """
@@ -66,11 +66,6 @@ def run(config, *, mode: str = "inline", strategies=None, run_id: str | None = N
 
 
 def _run_processes(config: SessionConfig, run_id: str, timeout_s: float | None) -> tuple[int, str]:
-    lonely = configure.object_strategies(config)
-    if lonely:
-        raise ConfigError(f"strategies {', '.join(lonely)}: mode='processes' starts other processes, which import "
-                          f"a strategy by module:Class; pass an importable class (not an instance, not a class "
-                          f"defined in a notebook or __main__), or use mode='inline'")
     procs = ProcessRun(config, run_id)
     try:
         procs.start()

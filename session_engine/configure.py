@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import importlib
 import json
 import os
 from pathlib import Path
@@ -89,21 +88,6 @@ def strategy_text(target) -> str:
     return f"{cls.__module__}:{cls.__name__}"
 
 
-def importable(target) -> bool:
-    """True when `module:Class` loads this very class in another process (not a class of __main__, a
-    notebook's or a function's)."""
-    cls = target if isinstance(target, type) else type(target)
-    if cls.__module__ in ("__main__", "builtins") or "<locals>" in cls.__qualname__:
-        return False
-    try:
-        found = importlib.import_module(cls.__module__)
-        for part in cls.__qualname__.split("."):
-            found = getattr(found, part)
-    except (ImportError, AttributeError):
-        return False
-    return found is cls
-
-
 def strategy_entries(strategies) -> list[dict]:
     """The caller's `strategies` list as config entries; a class or an instance stays an object under
     "class" (replaced by its text in the record)."""
@@ -144,9 +128,3 @@ def build(config, overrides: dict | None = None, strategies=None) -> SessionConf
             entries[i] = StrategyEntry(target, entries[i].params, entries[i].name, entries[i].on_error)
         parsed = dataclasses.replace(parsed, strategies=tuple(entries))
     return parsed
-
-
-def object_strategies(config: SessionConfig) -> list[str]:
-    """Names of the strategies given as objects that another process could not import."""
-    return [e.name for e in config.strategies if not isinstance(e.target, str) and
-            (not isinstance(e.target, type) or not importable(e.target))]

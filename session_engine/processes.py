@@ -2,7 +2,9 @@
 
 Each run gets its own folder (0700, removed afterwards) holding the config file, the ipc sockets (the
 endpoints reach the processes through SESSION_ENDPOINT_*, so the recorded config is the caller's) and
-the processes' logs. The processes import the caller's modules through PYTHONPATH (its sys.path).
+the processes' logs. The processes import the caller's modules through PYTHONPATH (its sys.path);
+strategies given as classes or instances reach the analysis process by value (cloudpickle, in that
+folder), so a strategy written in a notebook runs in the processes as it does inline.
 """
 from __future__ import annotations
 
@@ -14,7 +16,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+import cloudpickle
+
 from common.config import DEFAULT_ENDPOINTS, SessionConfig
+from services.analysis.strategies import OBJECTS_ENV
 
 STOP_GRACE_S = 10.0   # after the coordinator exits, the stages have this long to exit on their own
 LOG_TAIL_LINES = 12
@@ -57,6 +62,11 @@ class ProcessRun:
         config_file.write_text(json.dumps(self.config.raw, indent=1))
         env = {**os.environ, **_endpoint_env(self.folder), "PYTHONPATH": _python_path(), "PYTHONUNBUFFERED": "1"}
         env.pop("SESSION_CONFIG", None)
+        objects = {e.name: e.target for e in self.config.strategies if not isinstance(e.target, str)}
+        if objects:  # classes and instances go by value (cloudpickle: a notebook's class too)
+            path = self.folder / "strategies.pkl"
+            path.write_bytes(cloudpickle.dumps(objects))
+            env[OBJECTS_ENV] = str(path)
         for name in ("coordinator",) + tuple(self.config.stages):
             with open(self.folder / f"{name}.log", "wb") as out:
                 self.procs[name] = subprocess.Popen(self._command(name, config_file), stdout=out,

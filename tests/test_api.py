@@ -122,20 +122,26 @@ class CountBars:
             ctx.signal(symbol, "buy", 1, "count", seen=self.seen)
 
 
-def test_strategies_as_classes_and_instances(tmp_path, demo_store):
-    config = _demo(tmp_path, demo_store)
-    by_class = se.run(config, strategies=[{"class": CountBars, "params": {"every": 7}}], end_date=DAY)
+def test_strategies_as_classes_and_instances_inline_and_in_processes(tmp_path, demo_store):
+    """A class of a module, an instance, and a class defined in a function (as in a notebook): inline,
+    and in the processes, which get them by value."""
+    config = _demo(tmp_path, demo_store, schedule=[])
+    config["session"]["end_date"] = DAY
+    by_class = se.run(config, strategies=[{"class": CountBars, "params": {"every": 7}}])
     instance = CountBars(every=7)
-    by_instance = se.run(config, strategies=[instance], end_date=DAY)
+    by_instance = se.run(config, strategies=[instance])
     assert by_class.signals.drop(columns="clock").equals(by_instance.signals.drop(columns="clock"))
     assert len(by_class.signals) == instance.seen // 7 > 0
     assert by_class.record["config"]["strategies"] == [{"class": "test_api:CountBars", "params": {"every": 7},
                                                          "name": "CountBars"}]
 
-    class Local(CountBars):
-        pass
-    with pytest.raises(ConfigError, match="Local.*mode='processes'"):
-        se.run(config, mode="processes", strategies=[Local])
+    class Local(CountBars):  # not importable by module:Class from another process
+        def on_session_end(self, ctx, date):
+            ctx.signal("MSFT", "sell", 1, "local", seen=self.seen)
+    inline = se.run(config, strategies=[Local, CountBars(every=5)])  # an instance keeps its state: a new one each
+    procs = se.run(config, strategies=[Local, CountBars(every=5)], mode="processes")
+    _same_files(inline, procs)
+    assert set(procs.signals["strategy"]) == {"Local", "CountBars"} and "local" in set(procs.signals["reason"])
     with pytest.raises(ConfigError, match="params go with a class"):
         se.run(config, strategies=[{"class": instance, "params": {"every": 3}}])
 
@@ -211,3 +217,23 @@ def test_a_strategys_own_add_lands_at_the_same_step_inline_and_in_processes(tmp_
     _same_files(inline, procs)
     assert inline.record["dynamic_added"]["AAPL"]["clock_ns"] == procs.record["dynamic_added"]["AAPL"]["clock_ns"]
     assert inline.bars("AAPL", "1m").index[0].strftime("%H:%M") == "09:30"
+
+
+def test_the_analysis_process_loads_pickled_strategies_only_from_a_private_file(tmp_path):
+    import pickle
+
+    from services.analysis.strategies import strategy_objects
+
+    path = tmp_path / "strategies.pkl"
+    path.write_bytes(pickle.dumps({"count": CountBars(every=3)}))
+    path.chmod(0o600)
+    assert strategy_objects(str(path))["count"].every == 3
+    path.chmod(0o666)
+    with pytest.raises(ImportError, match="writable by others: not loaded"):
+        strategy_objects(str(path))
+    path.chmod(0o600)
+    path.write_bytes(pickle.dumps([1, 2]))
+    with pytest.raises(ImportError, match="holds list"):
+        strategy_objects(str(path))
+    with pytest.raises(ImportError, match="cannot load"):
+        strategy_objects(str(tmp_path / "missing.pkl"))

@@ -5,6 +5,7 @@ Run: python -m services.analysis --config configs/default.json [--strategy mypkg
 """
 import dataclasses
 import json
+import os
 import re
 import sys
 
@@ -15,6 +16,7 @@ from common.logsetup import log_level_option, set_level_from_option
 from common.security import checked_keys_dir
 from common.stage.runtime import stage_main
 from services.analysis.handler import AnalysisHandler
+from services.analysis.strategies import OBJECTS_ENV, strategy_objects, with_objects
 
 
 def remote_endpoints(endpoints: dict, connect: str) -> dict:
@@ -71,7 +73,10 @@ def main(config_path, name, targets, params, role, connect, hwm, log_level) -> N
     strategies = [StrategyEntry(t, parsed, t.split(":")[-1], "disable") for t in targets] or None
 
     def make_handler(config, log):
-        return AnalysisHandler(config, log, name=name, strategies=strategies, observer=role == "observer")
+        chosen = strategies
+        if chosen is None and os.environ.get(OBJECTS_ENV):  # strategies the Python API handed over as objects
+            chosen = with_objects(config.strategies, strategy_objects(os.environ[OBJECTS_ENV]))
+        return AnalysisHandler(config, log, name=name, strategies=chosen, observer=role == "observer")
 
     def overrides(config):
         if not connect:

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import importlib
+import os
+import pickle
+import stat
 
 
 def wanted_intervals(strategy, default: str) -> tuple[str, ...]:
@@ -53,3 +56,30 @@ def declared_indicators(strategies: list[tuple], config) -> list[dict]:
                    for interval, keys in declared.items() for key in keys]
         out += config.declared_indicators(entries, where)
     return out
+
+
+OBJECTS_ENV = "SESSION_STRATEGY_OBJECTS"
+
+
+def strategy_objects(path: str) -> dict:
+    """{strategy name: class or instance} that the Python API pickled for this run (a strategy written
+    in a notebook runs in the processes too). Loaded only from a file of this user that nobody else can
+    write: unpickling runs code, like importing a module."""
+    try:
+        info = os.stat(path)
+        if info.st_uid != os.getuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            raise ImportError(f"{OBJECTS_ENV}={path}: not this user's file, or writable by others: not loaded")
+        with open(path, "rb") as f:
+            objects = pickle.load(f)
+    except (OSError, EOFError, AttributeError, pickle.UnpicklingError) as exc:
+        raise ImportError(f"{OBJECTS_ENV}={path}: cannot load the strategies ({exc})") from None
+    if not isinstance(objects, dict):
+        raise ImportError(f"{OBJECTS_ENV}={path}: holds {type(objects).__name__}, not {{name: strategy}}")
+    return objects
+
+
+def with_objects(entries, objects: dict) -> list:
+    """The config's strategy entries, the pickled ones taking their objects as targets."""
+    import dataclasses
+
+    return [dataclasses.replace(e, target=objects[e.name]) if e.name in objects else e for e in entries]
