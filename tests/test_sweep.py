@@ -88,6 +88,7 @@ def test_the_example_notebook_runs_top_to_bottom(tmp_path, store, monkeypatch):
     outputs = "\n".join(o.get("text", "") + json.dumps(o.get("data", {}))
                         for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", []))
     assert "completed" in outputs and "total_return" in outputs and "sma(20)" in outputs
+    assert "files identical to the inline run: True" in outputs
     assert not any(o.get("output_type") == "error" for cell in notebook.cells for o in cell.get("outputs", []))
 
 
