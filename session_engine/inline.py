@@ -105,10 +105,26 @@ class InlineSession:
                 stage.handler.replay([])
         try:
             self._loop()
-        except (StoreError, ValueError) as exc:  # as the coordinator process: the run aborts, results say so
-            self.engine.abort(exc)
-            self._deliver(self.wire.socket.take())
+        except KeyboardInterrupt:  # Ctrl-C in a notebook: stopped at the next boundary, results written
+            self.engine.request_stop(by="an interrupt (KeyboardInterrupt)")
+            self._loop()
+            self.record.finish(self.engine, self.store.reads)
+            raise
+        except Exception as exc:  # noqa: BLE001  (whatever ended it, the run's record must say it did not complete)
+            self._abort(exc)
+            if not isinstance(exc, (StoreError, ValueError)):  # a data error is the run's outcome; else a bug
+                self.record.finish(self.engine, self.store.reads)
+                raise
         return self.record.finish(self.engine, self.store.reads)
+
+    def _abort(self, exc: Exception) -> None:
+        """As the coordinator process on a store or data error: BACKTEST_END "error", every stage flushes."""
+        if self.engine.state is not State.ENDING:
+            self.engine.abort(exc)
+        try:
+            self._deliver(self.wire.socket.take())
+        except Exception:  # noqa: BLE001  (a stage that broke may break again on the end: the record still says why)
+            self.log.exception("flushing after %s failed", type(exc).__name__)
 
     def _loop(self) -> None:
         idle = 0

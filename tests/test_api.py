@@ -237,3 +237,21 @@ def test_the_analysis_process_loads_pickled_strategies_only_from_a_private_file(
         strategy_objects(str(path))
     with pytest.raises(ImportError, match="cannot load"):
         strategy_objects(str(tmp_path / "missing.pkl"))
+
+
+class Interrupted:
+    """Ctrl-C arrives while the strategy runs (as in a notebook cell interrupted mid-run)."""
+
+    def on_bar(self, ctx, symbol, interval, bar):
+        if ctx.fmt(ctx.clock) == "11:00":
+            raise KeyboardInterrupt
+
+
+def test_an_interrupted_inline_run_is_recorded_as_stopped_with_its_results(tmp_path, demo_store):
+    config = _demo(tmp_path, demo_store)
+    with pytest.raises(KeyboardInterrupt):
+        se.run(config, strategies=[Interrupted], run_id="20250101-000000-interrupted")
+    run = se.Run(tmp_path / "20250101-000000-interrupted")
+    assert (run.status, run.exit_reason, run.record["exit_code"]) == ("stopped", "stopped by an interrupt "
+                                                                      "(KeyboardInterrupt)", 3)
+    assert (run.folder / "analysis" / "summary.parquet").exists() and run.record["sessions_run"] == 0
