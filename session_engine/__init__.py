@@ -9,7 +9,7 @@ This package is the composition root of the project: the only code that wires se
 (the inline mode runs every stage's handler in one process); services never import it.
 """
 from session_engine.api import MODES, prepare, run, sample_store
-from session_engine.results import Run, RunError
+from session_engine.results import Run, RunError, runs_table
 from session_engine.sweep import expand_grid, sweep
 
-__all__ = ["MODES", "Run", "RunError", "expand_grid", "prepare", "run", "sample_store", "sweep"]
+__all__ = ["MODES", "Run", "RunError", "expand_grid", "prepare", "run", "runs_table", "sample_store", "sweep"]

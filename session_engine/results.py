@@ -129,6 +129,13 @@ class Run:
         what must be byte-identical between two runs of the same config."""
         return {str(p.relative_to(self.folder)): p.read_bytes() for p in sorted(self.folder.rglob("*.parquet"))}
 
+    def report(self, data_root: str | None = None) -> Path:
+        """Write the run's HTML report into its folder (as `ctl report`); returns its path."""
+        from services.ctl.rundata import load_run
+        from services.ctl.report import ReportWriter
+
+        return ReportWriter(load_run(self.folder), data_root).write()
+
     # ---- bars ------------------------------------------------------------------------------------
     def days(self) -> list[str]:
         calendar = TradingCalendar(self.config.calendar)
@@ -169,3 +176,13 @@ class Run:
             if key != "ts":
                 frame[key] = column
         return frame
+
+
+def runs_table(results_dir="results") -> pd.DataFrame:
+    """Every run under `results_dir` (as `ctl runs`): id, config, status, dates, sessions, signals, exit
+    reason, start, and the broker's key metrics per account (a list of dicts, empty without a broker)."""
+    from services.ctl.runs import run_rows
+
+    return pd.DataFrame(run_rows(Path(results_dir)), columns=["run_id", "config", "status", "dates", "symbols",
+                                                              "sessions", "signals", "exit_reason", "started_at",
+                                                              "metrics"])

@@ -90,6 +90,10 @@ def test_trading_run_with_the_broker_inline_and_processes_byte_identical(tmp_pat
     last = equity.groupby("account")["equity"].last()
     assert np.allclose(last.sort_index().values, metrics.sort_values("account")["final_equity"].values)
     assert str(equity["ts"].dt.tz) == "America/New_York"
+    report = inline.report()
+    assert report == inline.folder / "report.html" and "sma_market" in report.read_text()
+    listed = se.runs_table(tmp_path)
+    assert sorted(listed["run_id"]) == sorted([inline.run_id, procs.run_id]) and set(listed["status"]) == {"completed"}
 
 
 def test_run_bars_equal_pandas_resampling_and_the_replica(tmp_path, demo_store):
