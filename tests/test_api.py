@@ -130,7 +130,7 @@ def test_strategies_as_classes_and_instances_inline_and_in_processes(tmp_path, d
     """A class of a module, an instance, and a class defined in a function (as in a notebook): inline,
     and in the processes, which get them by value."""
     config = _demo(tmp_path, demo_store, schedule=[])
-    config["session"]["end_date"] = DAY
+    config["session"].update(start_date=DAY, end_date=DAY)
     by_class = se.run(config, strategies=[{"class": CountBars, "params": {"every": 7}}])
     instance = CountBars(every=7)
     by_instance = se.run(config, strategies=[instance])

@@ -23,10 +23,11 @@ def store(tmp_path_factory):
 
 
 def _config(store, results) -> dict:
-    """configs/trading.json on one day, one symbol, without the scheduled add: a small run."""
+    """configs/trading.json on one day, one symbol, without the scheduled add, history and indicators (the
+    strategy keeps its own averages): a small run."""
     config = json.loads((ROOT / "configs" / "trading.json").read_text())
     config["session"].update(start_date=DAY, end_date=DAY, symbols=["AAPL"])
-    config.update(data_root=str(store), results_dir=str(results), schedule=[])
+    config.update(data_root=str(store), results_dir=str(results), schedule=[], historical=[], indicators=[])
     config["strategies"] = config["strategies"][:1]
     return config
 
@@ -59,23 +60,6 @@ def test_a_failed_combination_is_reported_and_the_others_complete(tmp_path, stor
     assert table["final_equity"][0] > 0
 
 
-def test_ctl_sweep_shows_progress_and_the_table(tmp_path, store):
-    config = tmp_path / "config.json"
-    config.write_text(json.dumps(_config(store, tmp_path / "results")))
-    out = tmp_path / "table.csv"
-    res = subprocess.run([sys.executable, "-m", "services.ctl", "sweep", str(config),
-                          "--grid", "strategies.sma_market.params.fast=3,5", "--grid", "strategies.sma_market.params.slow=[12, 20]",
-                          "--workers", "2", "--out", str(out)], capture_output=True, text=True, env=proc_env(), timeout=300)
-    assert res.returncode == 0, res.stderr
-    assert "sweep: 4 combination(s)" in res.stderr and "sweep: 4/4 done (0 failed)" in res.stderr and "ETA" in res.stderr
-    assert "total_return" in res.stdout and res.stdout.count("completed") == 4
-    table = pd.read_csv(out)
-    assert list(table["strategies.sma_market.params.slow"]) == [12, 20, 12, 20]
-    bad = subprocess.run([sys.executable, "-m", "services.ctl", "sweep", str(config), "--grid",
-                          "strategies.nope.params.fast=3"], capture_output=True, text=True, env=proc_env(), timeout=60)
-    assert bad.returncode == 1 and "no entry 'nope' (entries: sma_market)" in bad.stderr
-
-
 def test_the_example_notebook_runs_top_to_bottom(tmp_path, store, monkeypatch):
     import nbformat
     from nbclient import NotebookClient
@@ -93,8 +77,9 @@ def test_the_example_notebook_runs_top_to_bottom(tmp_path, store, monkeypatch):
 
 
 def test_ctl_sweep_on_an_existing_cluster_named_by_scheduler(tmp_path, store):
-    """A Dask scheduler and a worker started apart (as on other machines), on loopback: `--scheduler`
-    sends the combinations there and the table is the same as on the private LocalCluster."""
+    """A Dask scheduler and a worker started apart (as on other machines), on loopback: `ctl sweep
+    --scheduler` sends the combinations there, shows its progress, prints and writes the table, which is
+    the same as on the private LocalCluster; a bad grid path is refused before anything runs."""
     import socket
 
     from dask.distributed import Client
@@ -114,17 +99,30 @@ def test_ctl_sweep_on_an_existing_cluster_named_by_scheduler(tmp_path, store):
             client.wait_for_workers(1, timeout=60)
         config = tmp_path / "config.json"
         config.write_text(json.dumps(_config(store, tmp_path / "results")))
+        out = tmp_path / "table.csv"
         res = subprocess.run([sys.executable, "-m", "services.ctl", "sweep", str(config), "--scheduler", address,
-                              "--grid", "strategies.sma_market.params.fast=3,8", "--json"],
+                              "--grid", "strategies.sma_market.params.fast=3,8",
+                              "--grid", "strategies.sma_market.params.slow=[12, 20]", "--out", str(out)],
                              capture_output=True, text=True, env=proc_env(), timeout=300)
+        as_json = subprocess.run([sys.executable, "-m", "services.ctl", "sweep", str(config), "--scheduler", address,
+                                  "--grid", "strategies.sma_market.params.fast=3,8", "--json"],
+                                 capture_output=True, text=True, env=proc_env(), timeout=300)
     finally:
         for proc in procs:
             proc.terminate()
             proc.wait(timeout=30)
     assert res.returncode == 0, res.stderr
-    rows = json.loads(res.stdout)
+    assert "sweep: 4 combination(s)" in res.stderr and "sweep: 4/4 done (0 failed)" in res.stderr and "ETA" in res.stderr
+    assert "total_return" in res.stdout and res.stdout.count("completed") == 4
+    table = pd.read_csv(out)
+    assert list(table["strategies.sma_market.params.slow"]) == [12, 20, 12, 20]
+    rows = json.loads(as_json.stdout)
     local = se.sweep(_config(store, tmp_path / "local"), {"strategies.sma_market.params.fast": [3, 8]}, workers=1)
     assert [r["final_equity"] for r in rows] == list(local["final_equity"])
+    assert [r["final_equity"] for r in rows] == list(table["final_equity"][1::2])  # slow 20: the config's
+    bad = subprocess.run([sys.executable, "-m", "services.ctl", "sweep", str(config), "--grid",
+                          "strategies.nope.params.fast=3"], capture_output=True, text=True, env=proc_env(), timeout=60)
+    assert bad.returncode == 1 and "no entry 'nope' (entries: sma_market)" in bad.stderr
 
 
 def test_the_private_cluster_is_tls_on_loopback_and_refuses_a_plain_client():
