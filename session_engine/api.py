@@ -53,6 +53,8 @@ def run(config, *, mode: str = "inline", strategies=None, run_id: str | None = N
     run_id = run_id or runs.new_run_id(parsed.results_dir, runs.config_name(parsed.raw, parsed.path))
     if not runs.is_run_id(run_id):
         raise ValueError(f"run_id {run_id!r} is not a run id like 20250701-093000-name")
+    if runs.run_dir(parsed.results_dir, run_id).exists():
+        raise ValueError(f"run {run_id} exists already in {parsed.results_dir}: give another run_id")
     started = time.perf_counter()
     if mode == "inline":
         code, detail = InlineSession(parsed, run_id, log=log).run(), ""

@@ -109,6 +109,10 @@ def strategy_entries(strategies) -> list[dict]:
 def build(config, overrides: dict | None = None, strategies=None) -> SessionConfig:
     """Parse the config with the overrides applied; strategy objects are kept in the parsed entries."""
     raw, path = read_config(config)
+    if strategies is None and isinstance(config, SessionConfig):  # a prepared config keeps its strategy objects
+        strategies = [{"class": e.target, "name": e.name, "params": e.params, "on_error": e.on_error}
+                      for e in config.strategies] if any(not isinstance(e.target, str) for e in config.strategies) \
+            else None
     if strategies is not None:
         raw["strategies"] = strategy_entries(strategies)
     for key, value in (overrides or {}).items():

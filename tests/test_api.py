@@ -148,6 +148,10 @@ def test_strategies_as_classes_and_instances_inline_and_in_processes(tmp_path, d
     assert set(procs.signals["strategy"]) == {"Local", "CountBars"} and "local" in set(procs.signals["reason"])
     with pytest.raises(ConfigError, match="params go with a class"):
         se.run(config, strategies=[{"class": instance, "params": {"every": 3}}])
+    prepared = se.prepare(config, strategies=[Local])  # a prepared config keeps its strategy objects
+    assert se.run(prepared).signals.equals(se.run(config, strategies=[Local]).signals)
+    with pytest.raises(ValueError, match=f"run {inline.run_id} exists already"):
+        se.run(config, run_id=inline.run_id)
 
 
 def test_overrides_name_places_in_the_config(tmp_path, demo_store):
