@@ -113,8 +113,9 @@ class Run:
         if name not in BROKER_TABLES:
             raise ValueError(f"{name!r} is not one of {', '.join(BROKER_TABLES)}")
         frame = _read(self.folder / "broker" / f"{name}.parquet")
-        if name == "equity" and len(frame):
-            frame.insert(1, "ts", _exchange_times(frame["clock_ns"]))
+        times = {"equity": "clock_ns", "fills": "ts_ns"}  # the step's clock; the bar a fill came from
+        if name in times and len(frame):
+            frame.insert(1, "ts", _exchange_times(frame[times[name]]))
         return frame
 
     orders = property(lambda self: self.broker_table("orders"))

@@ -90,6 +90,7 @@ def test_trading_run_with_the_broker_inline_and_processes_byte_identical(tmp_pat
     last = equity.groupby("account")["equity"].last()
     assert np.allclose(last.sort_index().values, metrics.sort_values("account")["final_equity"].values)
     assert str(equity["ts"].dt.tz) == "America/New_York"
+    assert [t.strftime("%H:%M") for t in fills["ts"]] == [t[-5:] for t in fills["time"]]
     report = inline.report()
     assert report == inline.folder / "report.html" and "sma_market" in report.read_text()
     listed = se.runs_table(tmp_path)
