@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -26,6 +27,7 @@ from common.config import ConfigError
 from session_engine import configure
 
 TABLE_FILE = "sweep.parquet"
+MAX_COMBINATIONS = 100_000  # a grid is materialised (a task and a row each): bounded, said when exceeded
 
 
 def expand_grid(grid: dict) -> list[dict]:
@@ -36,6 +38,9 @@ def expand_grid(grid: dict) -> list[dict]:
         if not isinstance(values, (list, tuple)) or not values:
             raise ConfigError(f"grid {key!r}: expected a non-empty list of values, got {values!r}")
     keys = list(grid)
+    total = math.prod(len(v) for v in grid.values())
+    if total > MAX_COMBINATIONS:
+        raise ConfigError(f"grid: {total:,} combinations, more than {MAX_COMBINATIONS:,}: split the sweep")
     return [dict(zip(keys, combo)) for combo in itertools.product(*(grid[k] for k in keys))]
 
 

@@ -51,6 +51,14 @@ def test_a_sweep_of_12_equals_12_separate_inline_runs(tmp_path, store):
         assert se.Run(f"{table.attrs['folder']}/{run_id}").completed
 
 
+def test_a_grid_is_checked_before_anything_runs():
+    assert se.expand_grid({"a": [1, 2], "b": ["x"]}) == [{"a": 1, "b": "x"}, {"a": 2, "b": "x"}]
+    with pytest.raises(ValueError, match="non-empty list"):
+        se.expand_grid({"a": []})
+    with pytest.raises(ValueError, match="1,000,000 combinations, more than 100,000"):
+        se.expand_grid({"a": list(range(1000)), "b": list(range(1000))})
+
+
 def test_a_failed_combination_is_reported_and_the_others_complete(tmp_path, store):
     grid = {"strategies.sma_market.class": ["strategies.trading:SmaCrossTrader", "strategies.trading:Missing"],
             "strategies.sma_market.params.fast": [3]}
