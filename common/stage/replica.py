@@ -25,6 +25,8 @@ class BarGrid:
         self.values = {f: np.full((n_rows, capacity), np.nan) for f in FIELDS[1:]}
         self.present = np.zeros((n_rows, capacity), dtype=bool)
         self.count = np.zeros((n_rows, capacity), dtype=np.int16)
+        self.n_present = np.zeros(capacity, dtype=np.int64)  # bars present per slot (= present.sum(axis=0))
+        self._rows: dict[int, np.ndarray] = {}  # slot -> rows present (readers' cache; any write clears it)
 
     @property
     def capacity(self) -> int:
@@ -38,6 +40,8 @@ class BarGrid:
             self.values[f] = np.concatenate([arr, np.full((self.n_rows, extra), np.nan)], axis=1)
         self.present = np.concatenate([self.present, np.zeros((self.n_rows, extra), bool)], axis=1)
         self.count = np.concatenate([self.count, np.zeros((self.n_rows, extra), np.int16)], axis=1)
+        self.n_present = np.concatenate([self.n_present, np.zeros(extra, np.int64)])
+        self._rows = {}
 
     def rows_of(self, ts: np.ndarray) -> np.ndarray:
         rows = (ts - self.open_ns) // self.step_ns
@@ -51,11 +55,20 @@ class BarGrid:
         rows = self.rows_of(bars.ts)
         for f in FIELDS[1:]:
             self.values[f][rows, slots] = getattr(bars, f)
+        np.add.at(self.n_present, slots[~self.present[rows, slots]], 1)  # (a slot may repeat: many rows)
         self.present[rows, slots] = True
         self.count[rows, slots] = 1 if counts is None else counts
+        self._rows = {}
+
+    def rows_present(self, slot: int) -> np.ndarray:
+        """Rows where `slot` has a bar, in time order (cached until the grid changes; do not modify)."""
+        rows = self._rows.get(slot)
+        if rows is None:
+            rows = self._rows[slot] = np.flatnonzero(self.present[:, slot])
+        return rows
 
     def column(self, slot: int) -> tuple[Bars, np.ndarray]:
-        rows = np.flatnonzero(self.present[:, slot])
+        rows = self.rows_present(slot)
         ts = self.open_ns + rows.astype(np.int64) * self.step_ns
         bars = Bars(ts, *(self.values[f][rows, slot] for f in FIELDS[1:]))
         return bars, self.count[rows, slot].astype(np.int64)
@@ -65,6 +78,8 @@ class BarGrid:
             arr[:, slot] = np.nan
         self.present[:, slot] = False
         self.count[:, slot] = 0
+        self.n_present[slot] = 0
+        self._rows = {}
 
 
 class SessionReplica:
@@ -191,7 +206,7 @@ class SessionReplica:
         grid = self.grids[interval]
         slot = self.slot_of[symbol]
         arr = self.indicators.get((interval, key, output))
-        rows = np.flatnonzero(grid.present[:, slot])
+        rows = grid.rows_present(slot)
         if arr is None:
             return np.full(len(rows), np.nan)
         return arr[rows, slot]
@@ -226,7 +241,7 @@ class SessionReplica:
                 # QUALITY carries a slot only when its pct, completeness or gaps change; the count of
                 # bars present moves every step, so it is read off the replica's own grid
                 if interval in self.grids:
-                    entry["present"] = int(self.grids[interval].present[:, slot].sum())
+                    entry["present"] = int(self.grids[interval].n_present[slot])
         return out
 
     def export(self) -> dict[str, np.ndarray]:
