@@ -64,11 +64,18 @@ class IndicatorSet:
 
     def feed_history(self, interval: str, slots: np.ndarray, bars: Bars, session_opens: np.ndarray) -> None:
         """Feed many symbols' history through the streaming kernel, one timestamp at a time (vectorised
-        over the symbols that have a bar then); indicators restart per session where they reset."""
+        over the symbols that have a bar then); indicators restart per session where they reset. The
+        caller starts a new session for every slot next (an indicator that forgets then is not run)."""
         inds = self.by_interval.get(interval)
         if not inds or not len(slots):
             return
         per_slot = slot_positions(np.asarray(slots))
+        skipped = [ind for ind in inds if ind.forgets_at_session]  # new_session() follows: only their counts move
+        for ind in skipped:
+            ind.skip(list(per_slot), [len(index) for index in per_slot.values()])
+        inds = [ind for ind in inds if not ind.forgets_at_session]
+        if not inds:
+            return
         if len(per_slot) <= SERIES_UP_TO_SLOTS:
             # few symbols: each one's series through the kernel's scalar scan (bit-identical to streaming,
             # and no per-timestamp numpy overhead: a year of 10 symbols re-warms 5 days every session)
@@ -80,6 +87,11 @@ class IndicatorSet:
                 for ind in inds:
                     ind.run_series(slot, part.open, part.high, part.low, part.close, part.volume, starts)
             return
+        self._feed_by_timestamp(inds, slots, bars, session_opens)
+
+    @staticmethod
+    def _feed_by_timestamp(inds: list, slots: np.ndarray, bars: Bars, session_opens: np.ndarray) -> None:
+        """Many symbols: one vectorised update per timestamp, new_session() where a history session starts."""
         order = np.lexsort((slots, bars.ts))
         slots, bars = slots[order], bars.take(order)
         bounds = np.flatnonzero(np.diff(bars.ts)) + 1
