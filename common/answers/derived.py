@@ -58,8 +58,14 @@ class IndicatorSet:
         if not inds or not len(slots):
             return None
         block = IndicatorBlock(np.asarray(slots, np.int32), bars.ts)
+        rows = np.asarray(slots, dtype=np.intp)
+        cols = [np.asarray(a, dtype=np.float64) for a in (bars.open, bars.high, bars.low, bars.close, bars.volume)]
+        if any(len(a) != len(rows) for a in cols):
+            raise ValueError(f"{interval}: slots and bar arrays differ in length")
+        if rows.min() < 0 or rows.max() >= inds[0].n_slots:
+            raise IndexError(f"{interval}: slots out of range (0..{inds[0].n_slots - 1})")
         for ind in inds:
-            block.add(ind.key, ind.update(slots, bars.open, bars.high, bars.low, bars.close, bars.volume))
+            block.add(ind.key, ind.update_checked(rows, cols))
         return block
 
     def feed_history(self, interval: str, slots: np.ndarray, bars: Bars, session_opens: np.ndarray) -> None:

@@ -215,6 +215,11 @@ class Indicator:
             return {name: np.empty(0) for name in self.outputs}
         if rows.min() < 0 or rows.max() >= self.n_slots:
             raise IndexError(f"{self.key}: slots out of range (0..{self.n_slots - 1})")
+        return self.update_checked(rows, cols)
+
+    def update_checked(self, rows: np.ndarray, cols: list) -> dict[str, np.ndarray]:
+        """update() once its arguments are checked: `rows` unique intp slots in range (at least one),
+        `cols` the five float64 columns of one length (IndicatorSet checks a step once for all)."""
         counts = self._state["n"]
         n = counts[rows]
         values = self._step(rows, n, *cols)
