@@ -179,7 +179,8 @@ class SessionReplica:
         self.history[(symbol, interval)] = (bars, np.ones(len(bars), np.int64) if counts is None else counts)
 
     def put_indicator(self, interval: str, key: str, output: str, slots: np.ndarray,
-                      ts: np.ndarray, values: np.ndarray) -> None:
+                      ts: np.ndarray, values: np.ndarray, rows: np.ndarray | None = None) -> None:
+        """`rows`: the grid rows of `ts` when the caller has them (one block's outputs share them)."""
         grid = self.grids[interval]
         name = (interval, key, output)
         arr = self.indicators.get(name)
@@ -188,7 +189,7 @@ class SessionReplica:
         if arr.shape[1] < grid.capacity:
             arr = self.indicators[name] = np.concatenate(
                 [arr, np.full((arr.shape[0], grid.capacity - arr.shape[1]), np.nan)], axis=1)
-        arr[grid.rows_of(ts), slots] = values
+        arr[grid.rows_of(ts) if rows is None else rows, slots] = values
 
     # ---- reading -------------------------------------------------------------------------------
     def bars(self, symbol: str, interval: str = "1m") -> Bars:
@@ -232,10 +233,11 @@ class SessionReplica:
         if slot is None:
             return out
         for interval, fields in self.quality_now.items():
-            if slot < len(fields.get("pct", ())) and not np.isnan(fields["pct"][slot]):
+            pct = fields.get("pct")
+            if pct is not None and slot < len(pct) and pct[slot] == pct[slot]:  # (NaN: no figures yet)
                 entry = out.setdefault(interval, {})
                 for name, arr in fields.items():
-                    value = float(arr[slot])
+                    value = arr[slot].item()
                     entry[name] = value if name in ("pct", "completeness") else int(value)
                 entry["expected"] = self.quality_expected[interval]
                 # QUALITY carries a slot only when its pct, completeness or gaps change; the count of
@@ -308,8 +310,9 @@ def apply_processor_answer(replica: SessionReplica, payload) -> None:
             progress.tick()
             replica.set_history(replica.symbols[slot], interval, part.bars, part.counts)
     for interval, block in payload.indicators.items():
+        rows = replica.grids[interval].rows_of(block.ts)
         for (key, output), values in block.values.items():
-            replica.put_indicator(interval, key, output, block.slots, block.ts, values)
+            replica.put_indicator(interval, key, output, block.slots, block.ts, values, rows)
 
 
 def apply_quality_answer(replica: SessionReplica, payload) -> None:
