@@ -73,17 +73,20 @@ def record(cfg, calendar, store) -> list[list[bytes]]:
     raise AssertionError("the engine did not end")
 
 
-def answer_pass(handler, frames, name: str) -> tuple[float, list]:
-    """Decode each coordinator message, handle it, encode the answers; (seconds, answers per message)."""
+def answer_pass(handler, frames, name: str, by_type: dict) -> tuple[float, list]:
+    """Decode each coordinator message, handle it, encode the answers; (seconds, answers per message).
+    `by_type` collects the seconds per coordinator message type."""
     pub = P.Publisher(Wire(), name)
     out = []
     t0 = time.perf_counter()
     for f in frames:
+        t = time.perf_counter()
         msg = P.decode(f)
         answers = handler.handle(msg, {})
         for a in answers:
             pub.send(a)
         out.append(pub.socket.frames[-1] if answers else None)
+        by_type[msg.type] = by_type.get(msg.type, 0.0) + time.perf_counter() - t
     return time.perf_counter() - t0, out
 
 
@@ -118,6 +121,7 @@ def main() -> None:
     results = tempfile.mkdtemp()
     cfg = config(store, calendar, args.days, symbols, results)
     figures = {s: [] for s in ("coordinator",) + STAGES}
+    split = {"processor": {}, "quality": {}}
     for rep in range(args.reps):
         prof = cProfile.Profile() if args.profile and rep == 0 else None
         t0 = time.perf_counter()
@@ -125,10 +129,10 @@ def main() -> None:
             frames = record(cfg, calendar, store)
         figures["coordinator"].append(time.perf_counter() - t0)
         with _maybe(prof, args.profile == "processor"):
-            s, derived = answer_pass(ProcessorHandler(cfg, log), frames, "processor")
+            s, derived = answer_pass(ProcessorHandler(cfg, log), frames, "processor", split["processor"])
         figures["processor"].append(s)
         with _maybe(prof, args.profile == "quality"):
-            s, quality = answer_pass(QualityHandler(cfg, log), frames, "quality")
+            s, quality = answer_pass(QualityHandler(cfg, log), frames, "quality", split["quality"])
         figures["quality"].append(s)
         with _maybe(prof, args.profile == "analysis"):
             figures["analysis"].append(analysis_pass(AnalysisHandler(cfg, log, results_dir=Path(results)),
@@ -138,7 +142,9 @@ def main() -> None:
     steps = sum(1 for f in frames for m in [P.decode(f)] if m.type in (P.STEP, P.STEPS)
                 for _ in (m.body["steps"] if m.type == P.STEPS else [0]))
     print(json.dumps({"days": args.days, "symbols": args.symbols, "messages": len(frames), "steps": steps,
-                      "us_per_step": {k: round(statistics.median(v) / steps * 1e6, 1) for k, v in figures.items()}}))
+                      "us_per_step": {k: round(statistics.median(v) / steps * 1e6, 1) for k, v in figures.items()},
+                      "us_per_step_by_message": {stage: {t: round(v / args.reps / steps * 1e6, 1) for t, v in types.items()}
+                                                 for stage, types in split.items()}}))
 
 
 class _maybe:
