@@ -124,27 +124,47 @@ class WMA(Indicator):
         return (np.where(full, wsum / self.divider, NAN),)
 
     def _scan(self, st, o, h, l, c, v, starts):
+        """The loop's two running sums as sequential sums (np.add.accumulate adds left to right; a - b is
+        a + -b in IEEE), one stretch per re-anchoring; the re-anchoring bars themselves as the loop."""
         p = self.period
         if p == 1:
             return (list(c),)
-        buf, n, sub, wsum = st["buf"], st["n"], st["sub"], st["wsum"]
-        divider, every = self.divider, self.reanchor_every
-        out = []
-        for x in c:
-            pos = n % p
-            leaving = buf[pos] if n >= p else 0.0
-            buf[pos] = x
-            sub = (sub + x) - leaving
-            wsum = wsum + x * float(min(n + 1, p))
-            if n >= p - 1:
-                if (n - p + 2) % every == 0:
-                    window = _oldest_first_scalar(buf, n)
-                    sub = _ordered_sum(window)
-                    wsum = _ordered_sum([w * (j + 1.0) for j, w in enumerate(window)])
-                out.append(wsum / divider)
+        if not c:
+            return ([],)
+        n0, buf, length = st["n"], st["buf"], len(c)
+        x = np.asarray(c)
+        # values n0-p .. n0+len-1: the ring (oldest first, as of before the first bar) then the bars
+        ext = np.concatenate([np.asarray(_oldest_first_scalar(buf, n0 - 1)), x])
+        n = n0 + np.arange(length)
+        leaving = np.where(n >= p, ext[:length], 0.0)
+        weighted = x * np.minimum(n + 1, p).astype(np.float64)
+        full = n >= p - 1
+        out = np.full(length, NAN)
+        anchors = np.flatnonzero(full & ((n - p + 2) % self.reanchor_every == 0)).tolist()
+        sub, wsum = st["sub"], st["wsum"]
+        lo = 0
+        for hi in anchors + [length]:
+            if lo < hi:
+                sub, wsum = self._stretch(lo, hi, sub, wsum, x, leaving, weighted, full, out)
+            if hi < length:  # re-anchor: both sums from the window, in the loop's order
+                window = ext[hi + 1:hi + p + 1].tolist()
+                sub = _ordered_sum(window)
+                wsum = _ordered_sum([w * (j + 1.0) for j, w in enumerate(window)])
+                out[hi] = wsum / self.divider
                 wsum = wsum - sub
-            else:
-                out.append(NAN)
-            n += 1
+                lo = hi + 1
+        for i in range(max(0, length - p), length):
+            buf[(n0 + i) % p] = c[i]
         st["sub"], st["wsum"] = sub, wsum
         return (out,)
+
+    def _stretch(self, lo, hi, sub, wsum, x, leaving, weighted, full, out) -> tuple[float, float]:
+        """Bars lo..hi-1 without re-anchoring: sub += x - leaving; wsum += x*weight, out, wsum -= sub."""
+        terms = np.empty(2 * (hi - lo) + 1)
+        terms[0], terms[1::2], terms[2::2] = sub, x[lo:hi], -leaving[lo:hi]
+        subs = np.add.accumulate(terms)[2::2]
+        part_full = full[lo:hi]
+        terms[0], terms[1::2], terms[2::2] = wsum, weighted[lo:hi], np.where(part_full, -subs, -0.0)
+        acc = np.add.accumulate(terms)
+        out[lo:hi] = np.where(part_full, acc[1::2] / self.divider, NAN)
+        return float(subs[-1]), float(acc[-1])
