@@ -33,14 +33,21 @@ class SMA(Indicator):
         return (_sma_push(self._state["buf"], self._state["total"], rows, n, c),)
 
     def _scan(self, st, o, h, l, c, v, starts):
-        buf, total, n = st["buf"], st["total"], st["n"]
-        out = []
-        for x in c:
-            mean, total = _sma_push_scalar(buf, total, n, x)
-            out.append(mean)
-            n += 1
-        st["total"] = total
-        return (out,)
+        """_sma_push_scalar's running total as one sequential sum (np.add.accumulate adds left to right):
+        + x, then - the value leaving the window once it is full (-0.0, which changes nothing, before)."""
+        if not c:
+            return ([],)
+        buf, n0, p, length = st["buf"], st["n"], self.period, len(c)
+        x = np.asarray(c)
+        ext = np.concatenate([np.asarray(_oldest_first_scalar(buf, n0 - 1)), x])  # values n0-p .. n0+len-1
+        full = n0 + np.arange(length) >= p - 1
+        terms = np.empty(2 * length + 1)
+        terms[0], terms[1::2], terms[2::2] = st["total"], x, np.where(full, -ext[1:length + 1], -0.0)
+        acc = np.add.accumulate(terms)
+        for i in range(max(0, length - p), length):
+            buf[(n0 + i) % p] = c[i]
+        st["total"] = float(acc[-1])
+        return (np.where(full, acc[1::2] / p, NAN),)
 
 
 class EMA(Indicator):
