@@ -91,7 +91,7 @@ class IndicatorSet:
                 session_of = np.searchsorted(session_opens, part.ts, side="right")
                 starts = np.concatenate([[True], np.diff(session_of) != 0])
                 for ind in inds:
-                    ind.run_series(slot, part.open, part.high, part.low, part.close, part.volume, starts)
+                    ind.feed(slot, part.open, part.high, part.low, part.close, part.volume, starts)
             return
         self._feed_by_timestamp(inds, slots, bars, session_opens)
 

@@ -233,6 +233,11 @@ class Indicator:
             raise TypeError(f"{self.key}: only an indicator that forgets at a session start can skip bars")
         self._state["n"][np.asarray(slots, dtype=np.intp)] += np.asarray(counts, dtype=np.int64)
 
+    def feed(self, slot: int, open, high, low, close, volume, session_starts=None) -> None:
+        """run_series() without its output: the state it leaves (an indicator whose state is its last
+        bars only may take a shortcut)."""
+        self.run_series(slot, open, high, low, close, volume, session_starts)
+
     def run_series(self, slot: int, open, high, low, close, volume,
                    session_starts=None) -> dict[str, np.ndarray]:
         """Feed one symbol's bars into `slot`; return the output series.
