@@ -215,7 +215,10 @@ class SessionReplica:
     def set_quality(self, interval: str, slots: np.ndarray, expected: int, values: dict[str, np.ndarray]) -> None:
         """Latest quality figures of `interval` for `slots` (vectorised; one call per step)."""
         fields = self.quality_now.setdefault(interval, {})
-        size = max(len(self.symbols), int(slots.max()) + 1 if len(slots) else 0)
+        self.quality_expected[interval] = int(expected)
+        if not len(slots):  # most steps: nothing moved (an array not made yet reads as "no figures")
+            return
+        size = max(len(self.symbols), int(slots.max()) + 1)
         for name, vals in values.items():
             arr = fields.get(name)
             if arr is None or len(arr) < size:
@@ -224,7 +227,6 @@ class SessionReplica:
                     grown[:len(arr)] = arr
                 arr = fields[name] = grown
             arr[slots] = vals
-        self.quality_expected[interval] = int(expected)
 
     def quality_of(self, symbol: str) -> dict:
         """{interval: {pct, present, expected, gaps, completeness?, gap_list?}, history?: [...]} of a symbol."""
@@ -234,16 +236,17 @@ class SessionReplica:
             return out
         for interval, fields in self.quality_now.items():
             pct = fields.get("pct")
-            if pct is not None and slot < len(pct) and pct[slot] == pct[slot]:  # (NaN: no figures yet)
-                entry = out.setdefault(interval, {})
-                for name, arr in fields.items():
-                    value = arr[slot].item()
-                    entry[name] = value if name in ("pct", "completeness") else int(value)
-                entry["expected"] = self.quality_expected[interval]
-                # QUALITY carries a slot only when its pct, completeness or gaps change; the count of
-                # bars present moves every step, so it is read off the replica's own grid
-                if interval in self.grids:
-                    entry["present"] = int(self.grids[interval].n_present[slot])
+            if pct is None or slot >= len(pct) or pct.item(slot) != pct.item(slot):  # (NaN: no figures yet)
+                continue
+            entry = out.setdefault(interval, {})
+            for name, arr in fields.items():
+                entry[name] = arr.item(slot) if name in ("pct", "completeness") else int(arr.item(slot))
+            entry["expected"] = self.quality_expected[interval]
+            # QUALITY carries a slot only when its pct, completeness or gaps change; the count of
+            # bars present moves every step, so it is read off the replica's own grid
+            grid = self.grids.get(interval)
+            if grid is not None:
+                entry["present"] = grid.n_present.item(slot)
         return out
 
     def export(self) -> dict[str, np.ndarray]:
