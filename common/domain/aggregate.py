@@ -218,6 +218,13 @@ class WindowAggregator:
             return
         v = self._values
         fresh = self._count[slots] == 0
+        if not fresh.any():  # mid-window (most steps): every slot folds
+            v["high"][slots] = np.maximum(v["high"][slots], high)
+            v["low"][slots] = np.minimum(v["low"][slots], low)
+            v["volume"][slots] = v["volume"][slots] + volume
+            v["close"][slots] = close
+            self._count[slots] += 1
+            return
         v["open"][slots] = np.where(fresh, open, v["open"][slots])
         v["high"][slots] = np.where(fresh, high, np.maximum(v["high"][slots], high))
         v["low"][slots] = np.where(fresh, low, np.minimum(v["low"][slots], low))

@@ -116,9 +116,12 @@ class WMA(Indicator):
             return (c.copy(),)
         buf = s["buf"]
         pos = n % p
-        leaving = np.where(n >= p, buf[pos, rows], 0.0)   # x[n-p]: TA-Lib's trailingValue
+        steady = n.min() >= p                             # every row's window full (the common case)
+        leaving = buf[pos, rows] if steady else np.where(n >= p, buf[pos, rows], 0.0)  # x[n-p]: trailingValue
         buf[pos, rows] = c
         sub = (s["sub"][rows] + c) - leaving
+        if steady:
+            return self._steady_step(rows, n, c, sub, s["wsum"][rows] + c * float(p))
         wsum = s["wsum"][rows] + c * np.minimum(n + 1, p).astype(np.float64)
         full = n >= p - 1
         due = np.flatnonzero(full & ((n - p + 2) % self.reanchor_every == 0))
@@ -129,6 +132,18 @@ class WMA(Indicator):
         s["sub"][rows] = sub
         s["wsum"][rows] = np.where(full, wsum - sub, wsum)
         return (np.where(full, wsum / self.divider, NAN),)
+
+    def _steady_step(self, rows, n, c, sub, wsum):
+        """_step once every row is past its first window: no masks."""
+        s, p = self._state, self.period
+        due = np.flatnonzero((n - p + 2) % self.reanchor_every == 0)
+        if len(due):
+            window = _oldest_first(s["buf"], rows[due], n[due])
+            sub[due] = _ordered_sum_rows(window)
+            wsum[due] = _ordered_sum_rows(window * np.arange(1.0, p + 1)[:, None])
+        s["sub"][rows] = sub
+        s["wsum"][rows] = wsum - sub
+        return (wsum / self.divider,)
 
     def _scan(self, st, o, h, l, c, v, starts):
         """The loop's two running sums as sequential sums (np.add.accumulate adds left to right; a - b is
