@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from common import progress
-from common.domain.aggregate import WindowAggregator, aggregate_sessions
+from common.domain.aggregate import WindowAggregator, aggregate_many
 from common.domain.bars import Bars
 from common.domain.interval import DAILY, Interval
 from common.stage.replica import SessionReplica, apply_coordinator_message
@@ -221,14 +221,10 @@ class DerivedAnswers:
         opens = np.array([s[1] for s in sessions], dtype=np.int64)
         closes = np.array([s[2] for s in sessions], dtype=np.int64)
         out = {"1m": BarBatch(batch.slots, batch.bars, np.ones(len(batch), np.int64))}
-        per_slot = slot_positions(batch.slots)
-        for interval in self.history_intervals:
-            parts = []
-            for slot, index in per_slot.items():
-                progress.tick()
-                derived, counts = aggregate_sessions(batch.bars.take(index), opens, closes, interval.minutes)
-                parts.append(BarBatch.of_slot(slot, derived, np.asarray(counts, np.int64)))
-            out[interval.name] = _concat_batches(parts)
+        for interval in self.history_intervals:  # every symbol at once (as each alone, bit for bit)
+            progress.tick()
+            slots, derived, counts = aggregate_many(batch.slots, batch.bars, opens, closes, interval.minutes)
+            out[interval.name] = BarBatch(slots, derived, counts)
         return out
 
     def _on_history(self, msg: P.Message) -> DerivedPayload:
@@ -287,9 +283,3 @@ class DerivedAnswers:
                 agg.clear_slot(slot)
         self.indicators.resize(max(n, len(self.replica.symbols)))
 
-
-def _concat_batches(parts: list[BarBatch]) -> BarBatch:
-    if not parts:
-        return BarBatch.empty(with_counts=True)
-    return BarBatch(np.concatenate([p.slots for p in parts]), Bars.concat([p.bars for p in parts]),
-                    np.concatenate([p.counts for p in parts]))
