@@ -26,9 +26,6 @@ from common.wire.payloads import (
 
 
 _NO_SLOTS = np.empty(0, np.int64)
-_NO_FIGURES = {with_completeness: {"pct": np.empty(0), "present": _NO_SLOTS, "gaps": _NO_SLOTS,
-                                   **({"completeness": np.empty(0)} if with_completeness else {})}
-               for with_completeness in (False, True)}
 
 
 class QualityAnswers:
@@ -89,8 +86,7 @@ class QualityAnswers:
         columns, expected = {}, {}
         for interval, tracker in self.trackers.items():
             expected[interval.name] = int(tracker.expected)
-            if not len(index):  # most steps: nothing moved
-                columns[interval.name] = QualityColumns(index, _NO_FIGURES[interval.minutes > 1])
+            if not len(index):  # most steps: nothing moved, no columns (expected still goes)
                 continue
             figures = {"pct": tracker.pct(index), "present": tracker.present(index), "gaps": tracker.gap_count(index)}
             if interval.minutes > 1:

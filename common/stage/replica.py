@@ -321,6 +321,9 @@ def apply_processor_answer(replica: SessionReplica, payload) -> None:
 def apply_quality_answer(replica: SessionReplica, payload) -> None:
     """Quality figures: a QualityPayload carries arrays per interval for the slots that changed; a
     QualityTablePayload (snapshots) carries symbol -> interval -> values."""
+    for interval, count in getattr(payload, "expected", {}).items():  # every interval, with or without columns
+        replica.quality_now.setdefault(interval, {})  # (intervals first seen in the tracker's order, as before)
+        replica.quality_expected[interval] = int(count)
     for interval, columns in getattr(payload, "columns", {}).items():
         replica.set_quality(interval, columns.slots.astype(np.int64), payload.expected[interval], columns.figures)
     for symbol, entries in getattr(payload, "table", {}).items():
