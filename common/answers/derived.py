@@ -136,9 +136,11 @@ class IndicatorSet:
         for mine, theirs in zip(self.all(), source.all()):
             mine.load_state(theirs.state([source_slot]), slots=[slot])
 
-    def resize(self, n_slots: int) -> None:
+    def ensure(self, n_slots: int) -> None:
+        """At least n_slots slots (a whole market's state is copied only when the headroom is used up)."""
         for ind in self.all():
-            ind.resize(n_slots)
+            if ind.n_slots < n_slots:
+                ind.resize(max(n_slots, ind.n_slots + ind.n_slots // 8))
 
     def reset_slot(self, slot: int) -> None:
         for ind in self.all():
@@ -187,6 +189,7 @@ class DerivedAnswers:
 
     def _start_session(self, msg: P.Message) -> None:
         n = len(msg.body["symbols"])
+        n = n + max(8, n // 8)  # headroom (as the replica's): an added symbol's slot needs no reallocation
         self.aggs = {}
         for interval in self.derived:
             agg = WindowAggregator(interval.minutes, n)
@@ -281,5 +284,5 @@ class DerivedAnswers:
                 agg.resize(n)
             else:
                 agg.clear_slot(slot)
-        self.indicators.resize(max(n, len(self.replica.symbols)))
+        self.indicators.ensure(max(n, len(self.replica.symbols)))
 
