@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from common.domain.aggregate import (WindowAggregator, aggregate_session, aggregate_sessions, daily_bar,
-                              window_end)
+from common.domain.aggregate import (WindowAggregator, aggregate_many, aggregate_session, aggregate_sessions,
+                              daily_bar, window_end)
 from common.domain.bars import FIELDS, Bars
 from common.domain.timeconv import NS_PER_MIN, UTC, ns_from_datetime
 from support.state import aggregator_state, aggregator_from_state
@@ -328,3 +328,27 @@ def test_real_files_equal_pandas_resample_and_streaming(loader, minutes):
         aggregator.start_session(open_ns, close_ns)
         run(aggregator, Feed([bars.between(open_ns, close_ns)], open_ns, close_ns), open_ns, close_ns, out)
         assert_same(collected(out, 0), batch)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n_symbols=st.integers(0, 5), minutes=st.sampled_from(WINDOWS + [1, 390, None]),
+       density=st.sampled_from([0.0, 0.05, 0.3, 0.97, 1.0]), n_sessions=st.integers(0, 3))
+def test_aggregate_many_equals_each_symbol_alone(seed, n_symbols, minutes, density, n_sessions):
+    """Many symbols' history at once == each symbol's aggregate_sessions, concatenated in slot order: sessions
+    of 390 and 210 minutes a day apart, bars outside them (extended hours) ignored, slots given shuffled."""
+    rng = np.random.default_rng(seed)
+    day = 24 * 60 * NS_PER_MIN
+    opens = np.array([OPEN + k * day for k in range(n_sessions)], np.int64)
+    closes = opens + np.array([390, 210, 390][:n_sessions], np.int64) * NS_PER_MIN
+    per_slot = {slot: Bars.concat([random_bars(rng, o - 60 * NS_PER_MIN, 500, density) for o in opens] or [Bars.empty()])
+                for slot in range(n_symbols)}
+    slots = np.concatenate([np.full(len(b), s, np.int64) for s, b in per_slot.items()] or [np.empty(0, np.int64)])
+    bars = Bars.concat(list(per_slot.values()) or [Bars.empty()])
+    shuffle = rng.permutation(len(slots))
+    got_slots, got, got_counts = aggregate_many(slots[shuffle], bars.take(shuffle), opens, closes, minutes)
+    want = [aggregate_sessions(b, opens, closes, minutes) for b in per_slot.values()]
+    want_slots = np.concatenate([np.full(len(w[0]), s, np.int64) for s, w in zip(per_slot, want)] or [np.empty(0, np.int64)])
+    assert np.array_equal(got_slots, want_slots)
+    want_bars = Bars.concat([w[0] for w in want] or [Bars.empty()])
+    assert_same((got, got_counts), (want_bars, np.concatenate([w[1] for w in want] or [np.empty(0, np.int64)])))
+    assert all(getattr(got, f).tobytes() == getattr(want_bars, f).tobytes() for f in FIELDS)

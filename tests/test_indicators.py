@@ -500,3 +500,21 @@ def test_make_indicator_rejects_bad_names_and_params():
         make_indicator("foo", {}, 1)
     with pytest.raises(ValueError, match=r"indicator sma\.period: 0 is out of range"):
         make_indicator("sma", {"period": 0}, 1)
+
+
+@pytest.mark.parametrize("name,params", CASES, ids=CASE_IDS)
+def test_feed_leaves_the_state_run_series_leaves(name, params):
+    """feed() (history whose values nobody reads) may take a shortcut, but not to another state."""
+    rng = np.random.default_rng(seed_of("feed", name, params))
+    for length in (0, 1, 5, 37, 150):
+        bars = random_bars(rng, length, 55.0, flat_prefix=3)
+        starts = rng.random(length) < 0.05
+        ran, fed = make_indicator(name, params, 3), make_indicator(name, params, 3)
+        before = random_bars(rng, 7, 50.0)
+        for ind in (ran, fed):
+            ind.run_series(1, *before)
+        ran.run_series(1, *bars, session_starts=starts)
+        fed.feed(1, *bars, session_starts=starts)
+        assert_bit_identical(ran.state(), fed.state(), f"{ran.key} state after {length} bars")
+        more = random_bars(rng, 20, 56.0)
+        assert_bit_identical(ran.run_series(1, *more), fed.run_series(1, *more), f"{ran.key} continued")

@@ -35,6 +35,23 @@ def test_empty_batch_round_trip():
     assert len(batch.slots) == 0 and len(batch.bars) == 0
 
 
+def test_small_messages_travel_packed_in_one_frame_large_ones_one_frame_per_array():
+    for n, frames in ((3, 3), (P.PACK_UP_TO_BYTES // 8, 2 + 7)):  # 7 arrays: slot ts open high low close volume
+        slots, bars = np.arange(n, dtype=np.int32), _bars(n)  # i4 slots of odd length: padded to 8 bytes
+        wire = _wire(P.encode(P.Message.of(P.STEP, StepPayload(BarBatch(slots, bars)))))
+        assert len(wire) == frames
+        got = P.decode(wire).payload.batch
+        assert np.array_equal(got.slots, slots) and got.bars.equals(bars)
+
+
+@pytest.mark.parametrize("cut", [-1, 1, 8])
+def test_packed_arrays_must_fill_their_frame_exactly(cut):
+    wire = _wire(P.encode(P.Message.of(P.STEP, StepPayload(BarBatch(np.arange(3, dtype=np.int32), _bars(3))))))
+    wire[2] = wire[2][:cut] if cut < 0 else wire[2] + b"\x00" * cut
+    with pytest.raises(P.ProtocolError, match="packed arrays"):
+        P.decode(wire)
+
+
 def _header(**override) -> bytes:
     header = {"v": 1, "type": "PAUSE", "pub": "coordinator", "seq": 1, "step": 0, "clock": 0,
               "body": {"reason": "x"}, "arrays": []}

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from common import progress
-from common.domain.aggregate import WindowAggregator, aggregate_sessions
+from common.domain.aggregate import WindowAggregator, aggregate_many
 from common.domain.bars import Bars
 from common.domain.interval import DAILY, Interval
 from common.stage.replica import SessionReplica, apply_coordinator_message
@@ -58,17 +58,30 @@ class IndicatorSet:
         if not inds or not len(slots):
             return None
         block = IndicatorBlock(np.asarray(slots, np.int32), bars.ts)
+        rows = np.asarray(slots, dtype=np.intp)
+        cols = [np.asarray(a, dtype=np.float64) for a in (bars.open, bars.high, bars.low, bars.close, bars.volume)]
+        if any(len(a) != len(rows) for a in cols):
+            raise ValueError(f"{interval}: slots and bar arrays differ in length")
+        if rows.min() < 0 or rows.max() >= inds[0].n_slots:
+            raise IndexError(f"{interval}: slots out of range (0..{inds[0].n_slots - 1})")
         for ind in inds:
-            block.add(ind.key, ind.update(slots, bars.open, bars.high, bars.low, bars.close, bars.volume))
+            block.add(ind.key, ind.update_checked(rows, cols))
         return block
 
     def feed_history(self, interval: str, slots: np.ndarray, bars: Bars, session_opens: np.ndarray) -> None:
         """Feed many symbols' history through the streaming kernel, one timestamp at a time (vectorised
-        over the symbols that have a bar then); indicators restart per session where they reset."""
+        over the symbols that have a bar then); indicators restart per session where they reset. The
+        caller starts a new session for every slot next (an indicator that forgets then is not run)."""
         inds = self.by_interval.get(interval)
         if not inds or not len(slots):
             return
         per_slot = slot_positions(np.asarray(slots))
+        skipped = [ind for ind in inds if ind.forgets_at_session]  # new_session() follows: only their counts move
+        for ind in skipped:
+            ind.skip(list(per_slot), [len(index) for index in per_slot.values()])
+        inds = [ind for ind in inds if not ind.forgets_at_session]
+        if not inds:
+            return
         if len(per_slot) <= SERIES_UP_TO_SLOTS:
             # few symbols: each one's series through the kernel's scalar scan (bit-identical to streaming,
             # and no per-timestamp numpy overhead: a year of 10 symbols re-warms 5 days every session)
@@ -78,8 +91,13 @@ class IndicatorSet:
                 session_of = np.searchsorted(session_opens, part.ts, side="right")
                 starts = np.concatenate([[True], np.diff(session_of) != 0])
                 for ind in inds:
-                    ind.run_series(slot, part.open, part.high, part.low, part.close, part.volume, starts)
+                    ind.feed(slot, part.open, part.high, part.low, part.close, part.volume, starts)
             return
+        self._feed_by_timestamp(inds, slots, bars, session_opens)
+
+    @staticmethod
+    def _feed_by_timestamp(inds: list, slots: np.ndarray, bars: Bars, session_opens: np.ndarray) -> None:
+        """Many symbols: one vectorised update per timestamp, new_session() where a history session starts."""
         order = np.lexsort((slots, bars.ts))
         slots, bars = slots[order], bars.take(order)
         bounds = np.flatnonzero(np.diff(bars.ts)) + 1
@@ -118,9 +136,11 @@ class IndicatorSet:
         for mine, theirs in zip(self.all(), source.all()):
             mine.load_state(theirs.state([source_slot]), slots=[slot])
 
-    def resize(self, n_slots: int) -> None:
+    def ensure(self, n_slots: int) -> None:
+        """At least n_slots slots (a whole market's state is copied only when the headroom is used up)."""
         for ind in self.all():
-            ind.resize(n_slots)
+            if ind.n_slots < n_slots:
+                ind.resize(max(n_slots, ind.n_slots + ind.n_slots // 8))
 
     def reset_slot(self, slot: int) -> None:
         for ind in self.all():
@@ -170,6 +190,7 @@ class DerivedAnswers:
 
     def _start_session(self, msg: P.Message) -> None:
         n = len(msg.body["symbols"])
+        n = n + max(8, n // 8)  # headroom (as the replica's): an added symbol's slot needs no reallocation
         self.aggs = {}
         for interval in self.derived:
             agg = WindowAggregator(interval.minutes, n)
@@ -207,14 +228,10 @@ class DerivedAnswers:
         opens = np.array([s[1] for s in sessions], dtype=np.int64)
         closes = np.array([s[2] for s in sessions], dtype=np.int64)
         out = {"1m": BarBatch(batch.slots, batch.bars, np.ones(len(batch), np.int64))}
-        per_slot = slot_positions(batch.slots)
-        for interval in self.history_intervals:
-            parts = []
-            for slot, index in per_slot.items():
-                progress.tick()
-                derived, counts = aggregate_sessions(batch.bars.take(index), opens, closes, interval.minutes)
-                parts.append(BarBatch.of_slot(slot, derived, np.asarray(counts, np.int64)))
-            out[interval.name] = _concat_batches(parts)
+        for interval in self.history_intervals:  # every symbol at once (as each alone, bit for bit)
+            progress.tick()
+            slots, derived, counts = aggregate_many(batch.slots, batch.bars, opens, closes, interval.minutes)
+            out[interval.name] = BarBatch(slots, derived, counts)
         return out
 
     def _on_history(self, msg: P.Message) -> DerivedPayload:
@@ -271,11 +288,5 @@ class DerivedAnswers:
                 agg.resize(n)
             else:
                 agg.clear_slot(slot)
-        self.indicators.resize(max(n, len(self.replica.symbols)))
+        self.indicators.ensure(max(n, len(self.replica.symbols)))
 
-
-def _concat_batches(parts: list[BarBatch]) -> BarBatch:
-    if not parts:
-        return BarBatch.empty(with_counts=True)
-    return BarBatch(np.concatenate([p.slots for p in parts]), Bars.concat([p.bars for p in parts]),
-                    np.concatenate([p.counts for p in parts]))

@@ -25,6 +25,9 @@ from common.wire.payloads import (
 )
 
 
+_NO_SLOTS = np.empty(0, np.int64)
+
+
 class QualityAnswers:
     """The quality stage's answers to coordinator messages (None: no answer)."""
 
@@ -64,8 +67,8 @@ class QualityAnswers:
 
     def _on_step(self, msg: P.Message) -> QualityPayload:
         slots = msg.payload.batch.slots.astype(np.int64)
-        changed = [tracker.on_step(msg.clock, slots) for tracker in self.trackers.values()]
-        return self._changes(np.unique(np.concatenate(changed)) if changed else np.empty(0, np.int64))
+        changed = [c for tracker in self.trackers.values() for c in [tracker.on_step(msg.clock, slots)] if len(c)]
+        return self._changes(np.unique(np.concatenate(changed)) if changed else _NO_SLOTS)
 
     def _on_catchup(self, msg: P.Message) -> QualityTablePayload:
         slot = msg.body["slot"]
@@ -83,6 +86,8 @@ class QualityAnswers:
         columns, expected = {}, {}
         for interval, tracker in self.trackers.items():
             expected[interval.name] = int(tracker.expected)
+            if not len(index):  # most steps: nothing moved, no columns (expected still goes)
+                continue
             figures = {"pct": tracker.pct(index), "present": tracker.present(index), "gaps": tracker.gap_count(index)}
             if interval.minutes > 1:
                 figures["completeness"] = tracker.completeness(index)

@@ -112,6 +112,37 @@ def aggregate_sessions(bars: Bars, opens: np.ndarray, closes: np.ndarray, minute
     return Bars.concat(parts), np.concatenate(counts)
 
 
+def aggregate_many(slots: np.ndarray, bars: Bars, opens: np.ndarray, closes: np.ndarray, minutes: int | None
+                   ) -> tuple[np.ndarray, Bars, np.ndarray]:
+    """`aggregate_sessions` of many symbols at once (`slots[i]` is bar i's symbol): (slots, bars, counts)
+    ordered by slot, then time, bit-identical to aggregating each slot's bars on its own and concatenating
+    in slot order (max/min are exact; volumes fold per window in time order with `_sequential_sum`).
+    Sessions must be in time order and disjoint; bars outside every [open, close) are ignored."""
+    opens, closes = np.asarray(opens, np.int64), np.asarray(closes, np.int64)
+    order = np.lexsort((bars.ts, slots))
+    slots, bars = np.asarray(slots, np.int64)[order], bars.take(order)
+    session = np.searchsorted(opens, bars.ts, side="right") - 1
+    inside = np.flatnonzero((session >= 0) & (bars.ts < closes[np.maximum(session, 0)])) if len(opens) else []
+    slots, bars, session = slots[inside], bars.take(inside), session[inside]
+    if not len(bars):
+        return np.empty(0, np.int64), Bars.empty(), np.empty(0, np.int64)
+    if minutes is None:  # one window per session, as daily_bar
+        session_minutes = np.maximum(1, -(-(closes - opens) // NS_PER_MIN))
+        width = session_minutes[session] * NS_PER_MIN
+    else:
+        width = window_ns(minutes)
+    open_of = opens[session]
+    window = (bars.ts - open_of) // width
+    new = (slots[1:] != slots[:-1]) | (session[1:] != session[:-1]) | (window[1:] != window[:-1])
+    starts = np.flatnonzero(np.r_[True, new])
+    counts = np.diff(np.r_[starts, len(bars)]).astype(np.int64)
+    width_at = width[starts] if minutes is None else width
+    out = Bars(open_of[starts] + window[starts] * width_at, bars.open[starts],
+               np.maximum.reduceat(bars.high, starts), np.minimum.reduceat(bars.low, starts),
+               bars.close[starts + counts - 1], _sequential_sum(bars.volume, starts, counts))
+    return slots[starts], out, counts
+
+
 # ----------------------------------------------------------------------------------------- streaming
 
 
@@ -218,6 +249,13 @@ class WindowAggregator:
             return
         v = self._values
         fresh = self._count[slots] == 0
+        if not fresh.any():  # mid-window (most steps): every slot folds
+            v["high"][slots] = np.maximum(v["high"][slots], high)
+            v["low"][slots] = np.minimum(v["low"][slots], low)
+            v["volume"][slots] = v["volume"][slots] + volume
+            v["close"][slots] = close
+            self._count[slots] += 1
+            return
         v["open"][slots] = np.where(fresh, open, v["open"][slots])
         v["high"][slots] = np.where(fresh, high, np.maximum(v["high"][slots], high))
         v["low"][slots] = np.where(fresh, low, np.minimum(v["low"][slots], low))

@@ -25,6 +25,8 @@ class BarGrid:
         self.values = {f: np.full((n_rows, capacity), np.nan) for f in FIELDS[1:]}
         self.present = np.zeros((n_rows, capacity), dtype=bool)
         self.count = np.zeros((n_rows, capacity), dtype=np.int16)
+        self.n_present = np.zeros(capacity, dtype=np.int64)  # bars present per slot (= present.sum(axis=0))
+        self._rows: dict[int, np.ndarray] = {}  # slot -> rows present (readers' cache; any write clears it)
 
     @property
     def capacity(self) -> int:
@@ -38,6 +40,8 @@ class BarGrid:
             self.values[f] = np.concatenate([arr, np.full((self.n_rows, extra), np.nan)], axis=1)
         self.present = np.concatenate([self.present, np.zeros((self.n_rows, extra), bool)], axis=1)
         self.count = np.concatenate([self.count, np.zeros((self.n_rows, extra), np.int16)], axis=1)
+        self.n_present = np.concatenate([self.n_present, np.zeros(extra, np.int64)])
+        self._rows = {}
 
     def rows_of(self, ts: np.ndarray) -> np.ndarray:
         rows = (ts - self.open_ns) // self.step_ns
@@ -51,11 +55,20 @@ class BarGrid:
         rows = self.rows_of(bars.ts)
         for f in FIELDS[1:]:
             self.values[f][rows, slots] = getattr(bars, f)
+        np.add.at(self.n_present, slots[~self.present[rows, slots]], 1)  # (a slot may repeat: many rows)
         self.present[rows, slots] = True
         self.count[rows, slots] = 1 if counts is None else counts
+        self._rows = {}
+
+    def rows_present(self, slot: int) -> np.ndarray:
+        """Rows where `slot` has a bar, in time order (cached until the grid changes; do not modify)."""
+        rows = self._rows.get(slot)
+        if rows is None:
+            rows = self._rows[slot] = np.flatnonzero(self.present[:, slot])
+        return rows
 
     def column(self, slot: int) -> tuple[Bars, np.ndarray]:
-        rows = np.flatnonzero(self.present[:, slot])
+        rows = self.rows_present(slot)
         ts = self.open_ns + rows.astype(np.int64) * self.step_ns
         bars = Bars(ts, *(self.values[f][rows, slot] for f in FIELDS[1:]))
         return bars, self.count[rows, slot].astype(np.int64)
@@ -65,6 +78,8 @@ class BarGrid:
             arr[:, slot] = np.nan
         self.present[:, slot] = False
         self.count[:, slot] = 0
+        self.n_present[slot] = 0
+        self._rows = {}
 
 
 class SessionReplica:
@@ -164,7 +179,8 @@ class SessionReplica:
         self.history[(symbol, interval)] = (bars, np.ones(len(bars), np.int64) if counts is None else counts)
 
     def put_indicator(self, interval: str, key: str, output: str, slots: np.ndarray,
-                      ts: np.ndarray, values: np.ndarray) -> None:
+                      ts: np.ndarray, values: np.ndarray, rows: np.ndarray | None = None) -> None:
+        """`rows`: the grid rows of `ts` when the caller has them (one block's outputs share them)."""
         grid = self.grids[interval]
         name = (interval, key, output)
         arr = self.indicators.get(name)
@@ -173,7 +189,7 @@ class SessionReplica:
         if arr.shape[1] < grid.capacity:
             arr = self.indicators[name] = np.concatenate(
                 [arr, np.full((arr.shape[0], grid.capacity - arr.shape[1]), np.nan)], axis=1)
-        arr[grid.rows_of(ts), slots] = values
+        arr[grid.rows_of(ts) if rows is None else rows, slots] = values
 
     # ---- reading -------------------------------------------------------------------------------
     def bars(self, symbol: str, interval: str = "1m") -> Bars:
@@ -191,7 +207,7 @@ class SessionReplica:
         grid = self.grids[interval]
         slot = self.slot_of[symbol]
         arr = self.indicators.get((interval, key, output))
-        rows = np.flatnonzero(grid.present[:, slot])
+        rows = grid.rows_present(slot)
         if arr is None:
             return np.full(len(rows), np.nan)
         return arr[rows, slot]
@@ -199,7 +215,10 @@ class SessionReplica:
     def set_quality(self, interval: str, slots: np.ndarray, expected: int, values: dict[str, np.ndarray]) -> None:
         """Latest quality figures of `interval` for `slots` (vectorised; one call per step)."""
         fields = self.quality_now.setdefault(interval, {})
-        size = max(len(self.symbols), int(slots.max()) + 1 if len(slots) else 0)
+        self.quality_expected[interval] = int(expected)
+        if not len(slots):  # most steps: nothing moved (an array not made yet reads as "no figures")
+            return
+        size = max(len(self.symbols), int(slots.max()) + 1)
         for name, vals in values.items():
             arr = fields.get(name)
             if arr is None or len(arr) < size:
@@ -208,7 +227,6 @@ class SessionReplica:
                     grown[:len(arr)] = arr
                 arr = fields[name] = grown
             arr[slots] = vals
-        self.quality_expected[interval] = int(expected)
 
     def quality_of(self, symbol: str) -> dict:
         """{interval: {pct, present, expected, gaps, completeness?, gap_list?}, history?: [...]} of a symbol."""
@@ -217,16 +235,18 @@ class SessionReplica:
         if slot is None:
             return out
         for interval, fields in self.quality_now.items():
-            if slot < len(fields.get("pct", ())) and not np.isnan(fields["pct"][slot]):
-                entry = out.setdefault(interval, {})
-                for name, arr in fields.items():
-                    value = float(arr[slot])
-                    entry[name] = value if name in ("pct", "completeness") else int(value)
-                entry["expected"] = self.quality_expected[interval]
-                # QUALITY carries a slot only when its pct, completeness or gaps change; the count of
-                # bars present moves every step, so it is read off the replica's own grid
-                if interval in self.grids:
-                    entry["present"] = int(self.grids[interval].present[:, slot].sum())
+            pct = fields.get("pct")
+            if pct is None or slot >= len(pct) or pct.item(slot) != pct.item(slot):  # (NaN: no figures yet)
+                continue
+            entry = out.setdefault(interval, {})
+            for name, arr in fields.items():
+                entry[name] = arr.item(slot) if name in ("pct", "completeness") else int(arr.item(slot))
+            entry["expected"] = self.quality_expected[interval]
+            # QUALITY carries a slot only when its pct, completeness or gaps change; the count of
+            # bars present moves every step, so it is read off the replica's own grid
+            grid = self.grids.get(interval)
+            if grid is not None:
+                entry["present"] = grid.n_present.item(slot)
         return out
 
     def export(self) -> dict[str, np.ndarray]:
@@ -293,13 +313,17 @@ def apply_processor_answer(replica: SessionReplica, payload) -> None:
             progress.tick()
             replica.set_history(replica.symbols[slot], interval, part.bars, part.counts)
     for interval, block in payload.indicators.items():
+        rows = replica.grids[interval].rows_of(block.ts)
         for (key, output), values in block.values.items():
-            replica.put_indicator(interval, key, output, block.slots, block.ts, values)
+            replica.put_indicator(interval, key, output, block.slots, block.ts, values, rows)
 
 
 def apply_quality_answer(replica: SessionReplica, payload) -> None:
     """Quality figures: a QualityPayload carries arrays per interval for the slots that changed; a
     QualityTablePayload (snapshots) carries symbol -> interval -> values."""
+    for interval, count in getattr(payload, "expected", {}).items():  # every interval, with or without columns
+        replica.quality_now.setdefault(interval, {})  # (intervals first seen in the tracker's order, as before)
+        replica.quality_expected[interval] = int(count)
     for interval, columns in getattr(payload, "columns", {}).items():
         replica.set_quality(interval, columns.slots.astype(np.int64), payload.expected[interval], columns.figures)
     for symbol, entries in getattr(payload, "table", {}).items():

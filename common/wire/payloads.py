@@ -298,7 +298,8 @@ class QualityPayload:
     def decode(cls, body: dict, arrays: dict) -> "QualityPayload":
         expected = body.get("expected", {})
         intervals = _str_list(body, "intervals")
-        if not isinstance(expected, dict) or any(not isinstance(expected.get(i), int) for i in intervals):
+        if (not isinstance(expected, dict) or any(not isinstance(expected.get(i), int) for i in intervals)
+                or any(not isinstance(v, int) or isinstance(v, bool) for v in expected.values())):
             raise ProtocolError("body field 'expected' must map every interval to an integer")
         return cls({i: QualityColumns.decode(arrays, i) for i in intervals}, expected)
 

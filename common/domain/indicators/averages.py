@@ -33,14 +33,21 @@ class SMA(Indicator):
         return (_sma_push(self._state["buf"], self._state["total"], rows, n, c),)
 
     def _scan(self, st, o, h, l, c, v, starts):
-        buf, total, n = st["buf"], st["total"], st["n"]
-        out = []
-        for x in c:
-            mean, total = _sma_push_scalar(buf, total, n, x)
-            out.append(mean)
-            n += 1
-        st["total"] = total
-        return (out,)
+        """_sma_push_scalar's running total as one sequential sum (np.add.accumulate adds left to right):
+        + x, then - the value leaving the window once it is full (-0.0, which changes nothing, before)."""
+        if not c:
+            return ([],)
+        buf, n0, p, length = st["buf"], st["n"], self.period, len(c)
+        x = np.asarray(c)
+        ext = np.concatenate([np.asarray(_oldest_first_scalar(buf, n0 - 1)), x])  # values n0-p .. n0+len-1
+        full = n0 + np.arange(length) >= p - 1
+        terms = np.empty(2 * length + 1)
+        terms[0], terms[1::2], terms[2::2] = st["total"], x, np.where(full, -ext[1:length + 1], -0.0)
+        acc = np.add.accumulate(terms)
+        for i in range(max(0, length - p), length):
+            buf[(n0 + i) % p] = c[i]
+        st["total"] = float(acc[-1])
+        return (np.where(full, acc[1::2] / p, NAN),)
 
 
 class EMA(Indicator):
@@ -109,9 +116,12 @@ class WMA(Indicator):
             return (c.copy(),)
         buf = s["buf"]
         pos = n % p
-        leaving = np.where(n >= p, buf[pos, rows], 0.0)   # x[n-p]: TA-Lib's trailingValue
+        steady = n.min() >= p                             # every row's window full (the common case)
+        leaving = buf[pos, rows] if steady else np.where(n >= p, buf[pos, rows], 0.0)  # x[n-p]: trailingValue
         buf[pos, rows] = c
         sub = (s["sub"][rows] + c) - leaving
+        if steady:
+            return self._steady_step(rows, n, c, sub, s["wsum"][rows] + c * float(p))
         wsum = s["wsum"][rows] + c * np.minimum(n + 1, p).astype(np.float64)
         full = n >= p - 1
         due = np.flatnonzero(full & ((n - p + 2) % self.reanchor_every == 0))
@@ -123,28 +133,60 @@ class WMA(Indicator):
         s["wsum"][rows] = np.where(full, wsum - sub, wsum)
         return (np.where(full, wsum / self.divider, NAN),)
 
+    def _steady_step(self, rows, n, c, sub, wsum):
+        """_step once every row is past its first window: no masks."""
+        s, p = self._state, self.period
+        due = np.flatnonzero((n - p + 2) % self.reanchor_every == 0)
+        if len(due):
+            window = _oldest_first(s["buf"], rows[due], n[due])
+            sub[due] = _ordered_sum_rows(window)
+            wsum[due] = _ordered_sum_rows(window * np.arange(1.0, p + 1)[:, None])
+        s["sub"][rows] = sub
+        s["wsum"][rows] = wsum - sub
+        return (wsum / self.divider,)
+
     def _scan(self, st, o, h, l, c, v, starts):
+        """The loop's two running sums as sequential sums (np.add.accumulate adds left to right; a - b is
+        a + -b in IEEE), one stretch per re-anchoring; the re-anchoring bars themselves as the loop."""
         p = self.period
         if p == 1:
             return (list(c),)
-        buf, n, sub, wsum = st["buf"], st["n"], st["sub"], st["wsum"]
-        divider, every = self.divider, self.reanchor_every
-        out = []
-        for x in c:
-            pos = n % p
-            leaving = buf[pos] if n >= p else 0.0
-            buf[pos] = x
-            sub = (sub + x) - leaving
-            wsum = wsum + x * float(min(n + 1, p))
-            if n >= p - 1:
-                if (n - p + 2) % every == 0:
-                    window = _oldest_first_scalar(buf, n)
-                    sub = _ordered_sum(window)
-                    wsum = _ordered_sum([w * (j + 1.0) for j, w in enumerate(window)])
-                out.append(wsum / divider)
+        if not c:
+            return ([],)
+        n0, buf, length = st["n"], st["buf"], len(c)
+        x = np.asarray(c)
+        # values n0-p .. n0+len-1: the ring (oldest first, as of before the first bar) then the bars
+        ext = np.concatenate([np.asarray(_oldest_first_scalar(buf, n0 - 1)), x])
+        n = n0 + np.arange(length)
+        leaving = np.where(n >= p, ext[:length], 0.0)
+        weighted = x * np.minimum(n + 1, p).astype(np.float64)
+        full = n >= p - 1
+        out = np.full(length, NAN)
+        anchors = np.flatnonzero(full & ((n - p + 2) % self.reanchor_every == 0)).tolist()
+        sub, wsum = st["sub"], st["wsum"]
+        lo = 0
+        for hi in anchors + [length]:
+            if lo < hi:
+                sub, wsum = self._stretch(lo, hi, sub, wsum, x, leaving, weighted, full, out)
+            if hi < length:  # re-anchor: both sums from the window, in the loop's order
+                window = ext[hi + 1:hi + p + 1].tolist()
+                sub = _ordered_sum(window)
+                wsum = _ordered_sum([w * (j + 1.0) for j, w in enumerate(window)])
+                out[hi] = wsum / self.divider
                 wsum = wsum - sub
-            else:
-                out.append(NAN)
-            n += 1
+                lo = hi + 1
+        for i in range(max(0, length - p), length):
+            buf[(n0 + i) % p] = c[i]
         st["sub"], st["wsum"] = sub, wsum
         return (out,)
+
+    def _stretch(self, lo, hi, sub, wsum, x, leaving, weighted, full, out) -> tuple[float, float]:
+        """Bars lo..hi-1 without re-anchoring: sub += x - leaving; wsum += x*weight, out, wsum -= sub."""
+        terms = np.empty(2 * (hi - lo) + 1)
+        terms[0], terms[1::2], terms[2::2] = sub, x[lo:hi], -leaving[lo:hi]
+        subs = np.add.accumulate(terms)[2::2]
+        part_full = full[lo:hi]
+        terms[0], terms[1::2], terms[2::2] = wsum, weighted[lo:hi], np.where(part_full, -subs, -0.0)
+        acc = np.add.accumulate(terms)
+        out[lo:hi] = np.where(part_full, acc[1::2] / self.divider, NAN)
+        return float(subs[-1]), float(acc[-1])

@@ -125,6 +125,9 @@ class Indicator:
 
     name: ClassVar[str]
     outputs: ClassVar[tuple[str, ...]] = ("value",)
+    # True when new_session() clears every field but the bar count `n`: history followed by new_session()
+    # leaves such an indicator as skip() does, so a history feed need not run its kernel (VWAP)
+    forgets_at_session: ClassVar[bool] = False
 
     def __init__(self, params: Mapping, n_slots: int):
         # Imported late: the registry imports the indicator classes, which import this module.
@@ -212,11 +215,28 @@ class Indicator:
             return {name: np.empty(0) for name in self.outputs}
         if rows.min() < 0 or rows.max() >= self.n_slots:
             raise IndexError(f"{self.key}: slots out of range (0..{self.n_slots - 1})")
+        return self.update_checked(rows, cols)
+
+    def update_checked(self, rows: np.ndarray, cols: list) -> dict[str, np.ndarray]:
+        """update() once its arguments are checked: `rows` unique intp slots in range (at least one),
+        `cols` the five float64 columns of one length (IndicatorSet checks a step once for all)."""
         counts = self._state["n"]
         n = counts[rows]
         values = self._step(rows, n, *cols)
         counts[rows] = n + 1
         return dict(zip(self.outputs, values))
+
+    def skip(self, slots, counts) -> None:
+        """Count `counts[i]` bars into slot `slots[i]` without computing them: only for an indicator that
+        `forgets_at_session`, right before new_session() of those slots (state as if they were fed)."""
+        if not self.forgets_at_session:
+            raise TypeError(f"{self.key}: only an indicator that forgets at a session start can skip bars")
+        self._state["n"][np.asarray(slots, dtype=np.intp)] += np.asarray(counts, dtype=np.int64)
+
+    def feed(self, slot: int, open, high, low, close, volume, session_starts=None) -> None:
+        """run_series() without its output: the state it leaves (an indicator whose state is its last
+        bars only may take a shortcut)."""
+        self.run_series(slot, open, high, low, close, volume, session_starts)
 
     def run_series(self, slot: int, open, high, low, close, volume,
                    session_starts=None) -> dict[str, np.ndarray]:

@@ -370,6 +370,18 @@ class CCI(Indicator):
         value = np.where(zero, 0.0, dev / _safe(0.015 * mean_dev, ~zero))
         return (np.where(n >= p - 1, value, NAN),)
 
+    def feed(self, slot, open, high, low, close, volume, session_starts=None) -> None:
+        """The state is the last `period` typical prices and the count: only those are computed."""
+        self._check_slot(slot)
+        p, n0, length = self.period, int(self._state["n"][slot]), len(close)
+        if len(open) != length or len(high) != length or len(low) != length or len(volume) != length:
+            raise ValueError(f"{self.key}: bar arrays differ in length")
+        first = max(0, length - p)
+        tp = _typical_price(np.asarray(high[first:], np.float64), np.asarray(low[first:], np.float64),
+                            np.asarray(close[first:], np.float64))
+        self._state["buf"][(n0 + np.arange(first, length)) % p, slot] = tp
+        self._state["n"][slot] = n0 + length
+
     def _scan(self, st, o, h, l, c, v, starts):
         p, buf, n = self.period, st["buf"], st["n"]
         out = []

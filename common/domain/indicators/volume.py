@@ -23,25 +23,24 @@ class OBV(Indicator):
         return (obv,)
 
     def _scan(self, st, o, h, l, c, v, starts):
-        n, prev, obv = st["n"], st["prev_close"], st["obv"]
-        out = []
-        for cl, vol in zip(c, v):
-            if n == 0:
-                obv = vol
-            elif cl > prev:
-                obv = obv + vol
-            elif cl < prev:
-                obv = obv - vol
-            out.append(obv)
-            prev = cl
-            n += 1
-        st["prev_close"], st["obv"] = prev, obv
-        return (out,)
+        """One sequential sum (np.add.accumulate adds left to right, as the loop does): each bar adds +v,
+        -v (x - v == x + -v in IEEE) or -0.0 (x + -0.0 == x, also for a signed zero)."""
+        if not c:
+            return ([],)
+        close, vol = np.asarray(c), np.asarray(v)
+        prev = np.empty(len(close))
+        prev[0], prev[1:] = st["prev_close"], close[:-1]
+        terms = np.where(close > prev, vol, np.where(close < prev, -vol, -0.0))
+        terms[0] = vol[0] if st["n"] == 0 else st["obv"] + terms[0]
+        obv = np.add.accumulate(terms)
+        st["prev_close"], st["obv"] = c[-1], float(obv[-1])
+        return (obv,)
 
 
 class VWAP(Indicator):
     """Session VWAP: sum(TP*V)/sum(V) since the last new_session(); NaN while sum(V) is 0."""
     name = "vwap"
+    forgets_at_session = True
 
     def _fields(self):
         return {"pv": _Field(), "volume": _Field()}
