@@ -23,19 +23,25 @@ class TradingDesk:
         self.exchange = Exchange(config.broker, accounts)
         self.actions: list[list] = []   # encoded actions not yet acked
         self.seq = 0                    # the coordinator message being handled
+        self.part = 0                   # its step, in a STEPS batch
         self.placed = 0
+        self.replaying: dict[tuple[int, int], list[Action]] | None = None  # own actions to book again
+        self.replay_differ = 0
 
-    def on_message(self, msg) -> None:
-        """The market side of a coordinator message, before any strategy hears of it."""
-        self.seq = msg.seq
+    def on_message(self, msg, part: int = 0) -> None:
+        """The market side of a coordinator message (step `part` of a batch), before any strategy hears of
+        it; replaying a journal, then the actions this stage placed there the first time."""
+        self.seq, self.part = msg.seq, part
         apply_market_message(self.exchange, msg)
+        if self.replaying:
+            self.replay_differ += self.rebook(self.replaying.pop((msg.seq, part), []))
 
     def order(self, account: str, symbol, qty, type="market", limit=None, stop=None, tif="day") -> int:
         if not self.enabled:
             raise OrderError(self.refusal)
         request = order_request(symbol, qty, type, limit, stop, tif)
         order = self.exchange.place(account, request, self.exchange.clock)
-        self.actions.append(encode_new(self.seq, account, order.id, request))
+        self.actions.append(encode_new(self.seq, self.part, account, order.id, request))
         self.placed += 1
         return order.id
 
@@ -44,7 +50,7 @@ class TradingDesk:
             raise OrderError(f"order_id: {order_id!r} is not an order id (ctx.order returns one)")
         done = self.exchange.cancel(account, order_id, self.exchange.clock)
         if done:
-            self.actions.append(Action(self.seq, account, "cancel", order_id).encode())
+            self.actions.append(Action(self.seq, account, "cancel", order_id, part=self.part).encode())
         return done
 
     def position(self, account: str, symbol: str) -> float:
@@ -62,16 +68,23 @@ class TradingDesk:
         self.exchange.open_account(account)
         return self.exchange.equity(account)
 
-    def own_actions(self, journal: list, stage: str) -> dict[int, list[Action]]:
-        """The actions this stage placed earlier in the session (relayed ORDERS in a snapshot's journal),
-        by the coordinator seq they were placed at: a restarted stage books them again."""
-        out: dict[int, list[Action]] = {}
+    def start_replay(self, journal: list, stage: str) -> int:
+        """A restarted stage replays a snapshot's journal: the actions it placed earlier in the session
+        (relayed ORDERS there) are booked again at the message (step) they were placed at. Returns how
+        many there are."""
+        own: dict[tuple[int, int], list[Action]] = {}
         for msg in journal:
             if msg.type == P.ORDERS and msg.body.get("stage") == stage:
                 for item in msg.body["actions"]:
                     action = decode_action(item)
-                    out.setdefault(action.seq, []).append(action)
-        return out
+                    own.setdefault(action.at, []).append(action)
+        self.replaying, self.replay_differ = own, 0
+        return sum(map(len, own.values()))
+
+    def end_replay(self) -> int:
+        """How many rebooked ids differed from the first time (0: the book was rebuilt faithfully)."""
+        self.replaying = None
+        return self.replay_differ
 
     def rebook(self, actions: list[Action]) -> int:
         """Book again what this stage placed at one message (a replay: nothing is sent, no callback runs);
