@@ -216,8 +216,8 @@ def decode_action(item) -> Action:
     if not isinstance(item, list) or len(item) < 5:
         raise OrderError(f"action {item!r} is not [seq, part, account, kind, id, ...]")
     seq, part, account, kind, order_id = item[:5]
-    if not all(isinstance(x, int) and not isinstance(x, bool) for x in (seq, part, order_id)) \
-            or not isinstance(account, str) or part < 0:
+    if not (seq.__class__ is int and part.__class__ is int and order_id.__class__ is int) \
+            or account.__class__ is not str or part < 0:
         raise OrderError(f"action {item!r}: seq, part and id must be integers (part >= 0), account a string")
     if kind == "cancel" and len(item) == 5:
         return Action(seq, account, "cancel", order_id, part=part)

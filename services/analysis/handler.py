@@ -147,6 +147,9 @@ class AnalysisHandler:
 
     def _deliver_trading_events(self) -> None:
         """on_order / on_fill to the strategy that owns the order, until no callback places more."""
+        if not self.listeners:  # no strategy has on_order / on_fill: nothing to deliver
+            self.desk.take_events()
+            return
         for _ in range(100):
             events = self.desk.take_events()
             if not events or self.silent:

@@ -49,6 +49,8 @@ class BrokerHandler(AnswerOnly):
     def _book(self, msg: P.Message, actions: list[tuple[str, Action]]) -> None:
         for stage, action in actions:
             self._apply(stage, action)
+        if actions:
+            self.ledger.record(self.exchange.take_events(), self.date)
         if msg.type == P.SESSION_START:
             self.date = msg.body["date"]
         apply_market_message(self.exchange, msg)
@@ -68,7 +70,6 @@ class BrokerHandler(AnswerOnly):
             order = self.exchange.place(account, action.request, self.exchange.clock)
             if order.id != action.order_id:
                 self._diverged(stage, f"order id {action.order_id} booked as {order.id}")
-        self.ledger.record(self.exchange.take_events(), self.date)
 
     def _diverged(self, stage: str, what: str) -> None:
         self.diverged += 1
