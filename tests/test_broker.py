@@ -256,3 +256,22 @@ def test_step_batches_book_as_single_steps_with_no_look_ahead(tmp_path, sample_s
     market = [f for f in fills if f["account"] == "analysis/every"]
     at_once = sum(f["ts_ns"] == orders[("analysis/every", f["order_id"])]["placed_clock_ns"] for f in market)
     assert at_once >= 0.9 * len(market)  # the bar that opens at T (minutes without a bar wait)
+
+
+def test_orders_after_the_last_bar_are_rejected_with_the_reason(tmp_path, sample_store):
+    """on_session_end of an earlier session: the order is decided on the next session's first bar. After the
+    last session's close (its on_session_end, on_stop) no bar is left: the order is rejected at once with
+    the reason (on_order hears it, the analysis log counts it) and never reaches the broker."""
+    config = trading_config(tmp_path, sample_store.root, session={"end_date": "2025-07-03"},
+                            strategies=[{"class": "support.trading:OrdersAtTheEnd", "name": "end"}])
+    folder, pipe = run(tmp_path, config)
+    said = [s["reason"] for s in pq.read_table(folder / "analysis" / "signals.parquet").to_pylist()]
+    after = "rejected: placed after the backtest's last bar: no bar is left to fill it"
+    assert said == ["order 1 accepted: ", "order 1 filled: ", "order 2 accepted: ", "order 2 filled: ",
+                    f"order 3 {after}", f"order 4 {after}"]
+    orders = table(folder, "orders")
+    assert [(o["order_id"], o["status"]) for o in orders] == [(1, "filled"), (2, "filled")]
+    fills = table(folder, "fills")
+    day2_open = orders[1]["updated_clock_ns"] - 60_000_000_000  # the first bar of 2025-07-03 opens then
+    assert fills[1]["order_id"] == 2 and fills[1]["ts_ns"] == day2_open and fills[1]["session_date"] == "2025-07-03"
+    assert "2 order(s) placed after the backtest's last bar were rejected" in pipe.log("analysis")

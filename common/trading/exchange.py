@@ -94,6 +94,15 @@ class Exchange:
         self.events.append(("order", order))
         return order
 
+    def refuse(self, account: str, request: OrderRequest, clock: int, reason: str) -> Order:
+        """An order rejected before any check (placed when no bar is left to decide it)."""
+        acct = self.accounts.get(account) or self.open_account(account)
+        order = acct.orders[acct.next_id] = Order(acct.next_id, account, request, clock, OrderStatus.REJECTED,
+                                                  reason=reason, updated_clock=clock)
+        acct.next_id += 1
+        self.events.append(("order", order))
+        return order
+
     def _open(self, acct: Account, order: Order) -> None:
         acct.open_ids[order.id] = None
         acct.hold(order, abs(order.request.qty))

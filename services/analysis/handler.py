@@ -325,6 +325,9 @@ class AnalysisHandler:
         for row in self.summary:
             self.log.info("  %s  steps %d  bars %s  signals %s", row["session_date"], row["steps"],
                           row["bars_seen"], row["signals"])
+        if self.desk.after_end:
+            self.log.warning("%d order(s) placed after the backtest's last bar were rejected (on_order told the "
+                             "strategy; the broker's files hold only what could trade)", self.desk.after_end)
 
 
 def one_line_traceback(exc: BaseException) -> str:

@@ -15,6 +15,9 @@ from common.trading.exchange import Exchange, apply_market_message
 from common.wire import protocol as P
 
 
+AFTER_END = "placed after the backtest's last bar: no bar is left to fill it"
+
+
 class TradingDesk:
     def __init__(self, config, accounts: list[str], observer: bool = False):
         self.enabled = "broker" in config.stages and not observer
@@ -27,12 +30,16 @@ class TradingDesk:
         self.placed = 0
         self.replaying: dict[tuple[int, int], list[Action]] | None = None  # own actions to book again
         self.replay_differ = 0
+        self.ended = False              # past the backtest's last bar: orders are rejected (see `order`)
+        self.after_end = 0              # orders rejected for that
 
     def on_message(self, msg, part: int = 0) -> None:
         """The market side of a coordinator message (step `part` of a batch), before any strategy hears of
         it; replaying a journal, then the actions this stage placed there the first time."""
         self.seq, self.part = msg.seq, part
         apply_market_message(self.exchange, msg)
+        if msg.type == P.BACKTEST_END or (msg.type == P.SESSION_END and msg.body.get("last")):
+            self.ended = True
         if self.replaying:
             self.replay_differ += self.rebook(self.replaying.pop((msg.seq, part), []))
 
@@ -40,6 +47,11 @@ class TradingDesk:
         if not self.enabled:
             raise OrderError(self.refusal)
         request = order_request(symbol, qty, type, limit, stop, tif)
+        if self.ended:
+            # after the last session's close (its on_session_end, on_stop) no bar is left to decide an order:
+            # rejected here, with the reason; nothing goes to the broker (docs/architecture.md)
+            self.after_end += 1
+            return self.exchange.refuse(account, request, self.exchange.clock, AFTER_END).id
         order = self.exchange.place(account, request, self.exchange.clock)
         self.actions.append(encode_new(self.seq, self.part, account, order.id, request))
         self.placed += 1
@@ -48,6 +60,8 @@ class TradingDesk:
     def cancel(self, account: str, order_id) -> bool:
         if isinstance(order_id, bool) or not isinstance(order_id, int):
             raise OrderError(f"order_id: {order_id!r} is not an order id (ctx.order returns one)")
+        if self.ended:
+            return False  # nothing changes after the last bar: the order stays as the broker has it
         done = self.exchange.cancel(account, order_id, self.exchange.clock)
         if done:
             self.actions.append(Action(self.seq, account, "cancel", order_id, part=self.part).encode())
