@@ -101,6 +101,10 @@ class AnalysisHandler:
         local = {"processor": DerivedAnswers(self.config, self.log), "quality": QualityAnswers(self.config, self.log)}
         self.replica = SessionReplica()
         own = self.desk.start_replay(messages, self.name) if self.desk.enabled else 0
+        first = messages[0] if messages else P.Message(P.SHUTDOWN)
+        if self.desk.enabled and first.type == P.SESSION_START and first.body.get("day_index", 0) > 0:
+            self._take_run_id(first.body.get("run_id"))  # a restart on a later session: the book it had
+            self.desk.restore(first.body["day_index"], self.log)
         self.silent = True
         try:
             for msg in messages:
@@ -292,6 +296,8 @@ class AnalysisHandler:
                            self.results_root / self.name)
             return
         self.run_id = run_id
+        if self.desk.enabled:
+            self.desk.checkpoint = self.results_dir / ".checkpoint" / "book.msgpack"
 
     @property
     def results_dir(self) -> Path:

@@ -2,11 +2,13 @@
 step, and round-trip trades (flat -> position -> flat; a fill through zero closes one and opens the next)."""
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
 from common.domain.orders import Fill, Order
 from common.domain.timeconv import fmt_exchange
+from common.trading import checkpoint
 from common.trading.exchange import Exchange
 
 
@@ -46,6 +48,41 @@ class Ledger:
         self._trades: list[dict] = []
         self.open_trips: dict[tuple[str, str], Trip] = {}
         self.day_end_equity: dict[str, list[tuple[str, float]]] = {}
+        self._saved = (0, 0, 0, 0)        # fills, equity, trades, positions already in a checkpoint
+        self._final: set[tuple[str, int]] = set()  # orders saved closed (they never change again)
+
+    # ---- checkpoints: what a broker restarted on a later day reads back (services/broker/handler.py) ---
+    def delta(self) -> dict:
+        """The records since the last delta, as plain values; orders: the new ones and those open then."""
+        f, e, t, p = self._saved
+        orders = []
+        for key, (order, date) in self._orders.items():
+            if key not in self._final:
+                orders.append([checkpoint.order_values(order), date])
+                if not order.status.open:
+                    self._final.add(key)
+        out = {"orders": orders, "fills": [[*fill, date] for fill, date in self._fills[f:]],
+               "equity": self._equity[e:], "trades": self._trades[t:], "positions": self.positions[p:],
+               "day_end_equity": self.day_end_equity,
+               "open_trips": [dataclasses.astuple(trip) for trip in self.open_trips.values()]}
+        self._saved = (len(self._fills), len(self._equity), len(self._trades), len(self.positions))
+        return out
+
+    def add_delta(self, delta: dict, open_orders: dict) -> None:
+        """Records of a checkpoint, in order; an open order is the exchange's own object (`open_orders`)."""
+        for values, date in delta["orders"]:
+            key = (values[1], values[0])
+            order = open_orders.get(key) or checkpoint.order_from(values)
+            self._orders[key] = (order, date)
+            if not order.status.open:
+                self._final.add(key)
+        self._fills += [(Fill(*v[:8]), v[8]) for v in delta["fills"]]
+        self._equity += [tuple(row) for row in delta["equity"]]
+        self._trades += delta["trades"]
+        self.positions += delta["positions"]
+        self.day_end_equity = {name: [tuple(x) for x in rows] for name, rows in delta["day_end_equity"].items()}
+        self.open_trips = {(v[0], v[1]): Trip(*v) for v in delta["open_trips"]}
+        self._saved = (len(self._fills), len(self._equity), len(self._trades), len(self.positions))
 
     def record(self, events: list[tuple], session_date: str) -> None:
         for event in events:

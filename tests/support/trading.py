@@ -50,10 +50,11 @@ class FillRecorder:
 
     intervals = ("1m",)
 
-    def __init__(self, **params):
+    def __init__(self, buy_at_close: float = 0, **params):
         from strategies.trading import SmaCrossTrader
 
         self.inner = SmaCrossTrader(**params)
+        self.buy_at_close = buy_at_close  # > 0: buys that many AAPL in each on_session_end (open over the close)
 
     def on_bar(self, ctx, symbol, interval, bar):
         self.inner.on_bar(ctx, symbol, interval, bar)
@@ -61,6 +62,12 @@ class FillRecorder:
     def on_fill(self, ctx, fill):
         ctx.signal(fill.symbol, fill.side, abs(fill.qty), "fill", order_id=fill.order_id, price=fill.price,
                    ts=fill.ts, commission=fill.commission, cash=ctx.cash, position=ctx.position(fill.symbol))
+
+    def on_session_end(self, ctx, date):
+        """Its book at each close: cash and positions (a restarted process shows whether it kept them)."""
+        ctx.signal("-", "buy", 0, "book", cash=ctx.cash, positions={s: ctx.position(s) for s in ("AAPL", "MSFT")})
+        if self.buy_at_close:
+            ctx.buy("AAPL", self.buy_at_close, tif="gtc")
 
 
 class OrdersAtTheEnd:
