@@ -12,7 +12,7 @@ from common.trading import checkpoint
 from common.trading.exchange import Exchange
 
 
-@dataclass
+@dataclass(slots=True)
 class Trip:
     """One round trip of one account in one symbol."""
     account: str
@@ -114,24 +114,26 @@ class Ledger:
 
     def _trip(self, fill: Fill) -> None:
         key = (fill.account, fill.symbol)
-        left, fee = fill.qty, fill.commission
+        left, fee, price = fill.qty, fill.commission, fill.price
+        trips = self.open_trips
         while abs(left) > 1e-12:
-            trip = self.open_trips.get(key)
+            trip = trips.get(key)
             if trip is None:
-                trip = self.open_trips[key] = Trip(fill.account, fill.symbol, math.copysign(1.0, left), fill.ts)
-            closing = trip.qty != 0 and (trip.qty > 0) != (left > 0)
-            part = math.copysign(min(abs(left), abs(trip.qty)), left) if closing else left
+                trip = trips[key] = Trip(fill.account, fill.symbol, 1.0 if left > 0 else -1.0, fill.ts)
+            held = trip.qty
+            # closing: as much of the fill as the trip holds (the rest opens the next trip)
+            part = math.copysign(min(abs(left), abs(held)), left) if held and (held > 0) != (left > 0) else left
             share = fee * abs(part) / abs(fill.qty)
             if part > 0:
-                trip.bought, trip.bought_value = trip.bought + part, trip.bought_value + part * fill.price
+                trip.bought, trip.bought_value = trip.bought + part, trip.bought_value + part * price
             else:
-                trip.sold, trip.sold_value = trip.sold - part, trip.sold_value - part * fill.price
+                trip.sold, trip.sold_value = trip.sold - part, trip.sold_value - part * price
             trip.commission += share
             trip.qty += part
             left -= part
             if abs(trip.qty) < 1e-12:
                 self._trades.append(trip.row(fill.ts))
-                del self.open_trips[key]
+                del trips[key]
 
     def mark_step(self, clock: int, exchange: Exchange) -> None:
         prices = exchange.last.tolist()
