@@ -21,9 +21,9 @@ FORMAT = 1
 
 
 def order_values(o: Order) -> list:
-    r = o.request
-    return [o.id, o.account, r.symbol, r.qty, r.type.value, r.limit, r.stop, r.tif.value, o.placed_clock,
-            o.status.value, o.filled, o.avg_price, o.triggered, o.reason, o.updated_clock, o.commission,
+    r = o.request  # `_value_`: the enum's value without the descriptor (a broker saves thousands per session)
+    return [o.id, o.account, r.symbol, r.qty, r.type._value_, r.limit, r.stop, r.tif._value_, o.placed_clock,
+            o.status._value_, o.filled, o.avg_price, o.triggered, o.reason, o.updated_clock, o.commission,
             o.reserve_price]
 
 

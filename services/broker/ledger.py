@@ -49,18 +49,20 @@ class Ledger:
         self.open_trips: dict[tuple[str, str], Trip] = {}
         self.day_end_equity: dict[str, list[tuple[str, float]]] = {}
         self._saved = (0, 0, 0, 0)        # fills, equity, trades, positions already in a checkpoint
-        self._final: set[tuple[str, int]] = set()  # orders saved closed (they never change again)
+        self._fresh: list[tuple[str, int]] = []       # orders recorded since the last checkpoint
+        self._still_open: list[tuple[str, int]] = []  # orders open at the last checkpoint (they may change)
 
     # ---- checkpoints: what a broker restarted on a later day reads back (services/broker/handler.py) ---
     def delta(self) -> dict:
         """The records since the last delta, as plain values; orders: the new ones and those open then."""
         f, e, t, p = self._saved
-        orders = []
-        for key, (order, date) in self._orders.items():
-            if key not in self._final:
-                orders.append([checkpoint.order_values(order), date])
-                if not order.status.open:
-                    self._final.add(key)
+        orders, still_open = [], []
+        for key in self._still_open + self._fresh:
+            order, date = self._orders[key]
+            orders.append([checkpoint.order_values(order), date])
+            if order.status.open:
+                still_open.append(key)
+        self._still_open, self._fresh = still_open, []
         out = {"orders": orders, "fills": [[*fill, date] for fill, date in self._fills[f:]],
                "equity": self._equity[e:], "trades": self._trades[t:], "positions": self.positions[p:],
                "day_end_equity": self.day_end_equity,
@@ -72,10 +74,8 @@ class Ledger:
         """Records of a checkpoint, in order; an open order is the exchange's own object (`open_orders`)."""
         for values, date in delta["orders"]:
             key = (values[1], values[0])
-            order = open_orders.get(key) or checkpoint.order_from(values)
-            self._orders[key] = (order, date)
-            if not order.status.open:
-                self._final.add(key)
+            self._orders[key] = (open_orders.get(key) or checkpoint.order_from(values), date)
+        self._still_open = [key for key, (order, _) in self._orders.items() if order.status.open]
         self._fills += [(Fill(*v[:8]), v[8]) for v in delta["fills"]]
         self._equity += [tuple(row) for row in delta["equity"]]
         self._trades += delta["trades"]
@@ -87,7 +87,10 @@ class Ledger:
     def record(self, events: list[tuple], session_date: str) -> None:
         for event in events:
             if event[0] == "order":
-                self._orders.setdefault((event[1].account, event[1].id), (event[1], session_date))
+                key = (event[1].account, event[1].id)
+                if key not in self._orders:
+                    self._orders[key] = (event[1], session_date)
+                    self._fresh.append(key)
             else:
                 self._fills.append((event[1], session_date))
                 self._trip(event[1])
