@@ -161,7 +161,9 @@ def test_actions_round_trip_and_bad_ones_are_named():
     action = Action(7, "s", "new", 4, request)
     assert decode_action(action.encode()) == action
     assert decode_action(Action(8, "s", "cancel", 4).encode()).kind == "cancel"
-    for bad in ([1, "s", "new", 1, "AAPL"], "x", [1, "s", "new", 1, "AAPL", 0, "market", None, None, "day"]):
+    assert decode_action(Action(8, "s", "cancel", 4, part=3).encode()).at == (8, 3)
+    for bad in ([1, 0, "s", "new", 1, "AAPL"], "x", [1, 0, "s", "new", 1, "AAPL", 0, "market", None, None, "day"],
+                [1, -1, "s", "cancel", 1], [1, "s", "new", 1, "AAPL", 1, "market", None, None, "day"]):
         with pytest.raises(OrderError):
             decode_action(bad)
 

@@ -5,8 +5,10 @@ filled, or accepted -> cancelled / expired; a rejected order never opens. Quanti
 (`qty` > 0 buys, < 0 sells); every price is a float in the bar's currency; every time is int64 UTC ns.
 
 On the wire (an ACK's `actions`, relayed by the coordinator as ORDERS) an action is a list:
-`[seq, account, "new", id, symbol, qty, type, limit, stop, tif]` or `[seq, account, "cancel", id]`,
-where `seq` is the coordinator message the strategy was handling when it acted.
+`[seq, part, account, "new", id, symbol, qty, type, limit, stop, tif]` or `[seq, part, account, "cancel", id]`,
+where `seq` is the coordinator message the strategy was handling when it acted and `part` the step of
+it (0, ..., n-1 in a STEPS batch of n steps; 0 for any other message): (seq, part) orders the actions
+among the steps, so a batch books like the single steps it carries.
 """
 from __future__ import annotations
 
@@ -192,26 +194,33 @@ class Action:
     kind: str                      # "new" | "cancel"
     order_id: int
     request: OrderRequest | None = field(default=None)
+    part: int = 0                  # the step of a STEPS batch it was placed at (0: any other message)
+
+    @property
+    def at(self) -> tuple[int, int]:
+        """Where in the coordinator's stream it was placed: actions are booked in this order."""
+        return self.seq, self.part
 
     def encode(self) -> list:
         if self.kind == "cancel":
-            return [self.seq, self.account, "cancel", self.order_id]
-        return encode_new(self.seq, self.account, self.order_id, self.request)
+            return [self.seq, self.part, self.account, "cancel", self.order_id]
+        return encode_new(self.seq, self.part, self.account, self.order_id, self.request)
 
 
-def encode_new(seq: int, account: str, order_id: int, r: OrderRequest) -> list:
-    return [seq, account, "new", order_id, r.symbol, r.qty, r.type.value, r.limit, r.stop, r.tif.value]
+def encode_new(seq: int, part: int, account: str, order_id: int, r: OrderRequest) -> list:
+    return [seq, part, account, "new", order_id, r.symbol, r.qty, r.type.value, r.limit, r.stop, r.tif.value]
 
 
 def decode_action(item) -> Action:
     """An action from the wire; OrderError says what is wrong with it."""
-    if not isinstance(item, list) or len(item) < 4:
-        raise OrderError(f"action {item!r} is not [seq, account, kind, id, ...]")
-    seq, account, kind, order_id = item[:4]
-    if not isinstance(seq, int) or not isinstance(account, str) or not isinstance(order_id, int):
-        raise OrderError(f"action {item!r}: seq and id must be integers, account a string")
-    if kind == "cancel" and len(item) == 4:
-        return Action(seq, account, "cancel", order_id)
-    if kind == "new" and len(item) == 10:
-        return Action(seq, account, "new", order_id, order_request(*item[4:10]))
-    raise OrderError(f"action {item!r}: kind must be 'new' (10 fields) or 'cancel' (4 fields)")
+    if not isinstance(item, list) or len(item) < 5:
+        raise OrderError(f"action {item!r} is not [seq, part, account, kind, id, ...]")
+    seq, part, account, kind, order_id = item[:5]
+    if not (seq.__class__ is int and part.__class__ is int and order_id.__class__ is int) \
+            or account.__class__ is not str or part < 0:
+        raise OrderError(f"action {item!r}: seq, part and id must be integers (part >= 0), account a string")
+    if kind == "cancel" and len(item) == 5:
+        return Action(seq, account, "cancel", order_id, part=part)
+    if kind == "new" and len(item) == 11:
+        return Action(seq, account, "new", order_id, order_request(*item[5:11]), part)
+    raise OrderError(f"action {item!r}: kind must be 'new' (11 fields) or 'cancel' (5 fields)")

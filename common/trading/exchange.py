@@ -77,17 +77,29 @@ class Exchange:
     # ---- orders ------------------------------------------------------------------------------------
     def place(self, account: str, request: OrderRequest, clock: int) -> Order:
         """Accept or reject an order (buying power, symbol); it is decided from the next bar on."""
-        acct = self.open_account(account)
-        order = Order(acct.next_id, account, request, clock, updated_clock=clock)
-        acct.next_id += 1
-        acct.orders[order.id] = order
-        reference = rules.reference_price(request.type, request.limit, request.stop, self.price(request.symbol))
+        acct = self.accounts.get(account) or self.open_account(account)
+        oid = acct.next_id
+        acct.next_id = oid + 1
+        order = acct.orders[oid] = Order(oid, account, request, clock, updated_clock=clock)
+        # the last close is only needed by a buy at market (its buying-power check and what it holds back)
+        at_market = request.limit is None and request.stop is None
+        last = self.price(request.symbol) if at_market and request.qty > 0 else math.nan
+        reference = rules.reference_price(request.type, request.limit, request.stop, last)
         problem = self._refusal(acct, request, reference)
         if problem:
             order.status, order.reason = OrderStatus.REJECTED, problem
         else:
-            order.reserve_price = 0.0 if math.isnan(reference) else reference
+            order.reserve_price = 0.0 if reference != reference else reference
             self._open(acct, order)
+        self.events.append(("order", order))
+        return order
+
+    def refuse(self, account: str, request: OrderRequest, clock: int, reason: str) -> Order:
+        """An order rejected before any check (placed when no bar is left to decide it)."""
+        acct = self.accounts.get(account) or self.open_account(account)
+        order = acct.orders[acct.next_id] = Order(acct.next_id, account, request, clock, OrderStatus.REJECTED,
+                                                  reason=reason, updated_clock=clock)
+        acct.next_id += 1
         self.events.append(("order", order))
         return order
 
@@ -137,12 +149,14 @@ class Exchange:
             self.last[slots] = bars.close
         if not self.working or not len(slots):
             return
-        row_of = {s: i for i, s in enumerate(slots.tolist())}
+        row_of = np.full(len(self.symbols) + 1, -1)   # the bar's row per slot (-1: no bar; last: no slot)
+        row_of[slots] = np.arange(len(slots))
+        row_of, slot_of, nowhere = row_of.tolist(), self.slot_of, len(self.symbols)
         columns = None  # the bars as lists, made once a step has an order to decide
         for acct in self.accounts.values():
             for order in acct.open_orders():
-                i = row_of.get(self.slot_of.get(order.request.symbol, -1))
-                if i is None:
+                i = row_of[slot_of.get(order.request.symbol, nowhere)]
+                if i < 0:
                     continue
                 if columns is None:
                     columns = (bars.open.tolist(), bars.high.tolist(), bars.low.tolist(), bars.volume.tolist(),

@@ -100,8 +100,11 @@ class AnalysisHandler:
         """
         local = {"processor": DerivedAnswers(self.config, self.log), "quality": QualityAnswers(self.config, self.log)}
         self.replica = SessionReplica()
-        own = self.desk.own_actions(messages, self.name) if self.desk.enabled else {}
-        differ = 0
+        own = self.desk.start_replay(messages, self.name) if self.desk.enabled else 0
+        first = messages[0] if messages else P.Message(P.SHUTDOWN)
+        if self.desk.enabled and first.type == P.SESSION_START and first.body.get("day_index", 0) > 0:
+            self._take_run_id(first.body.get("run_id"))  # a restart on a later session: the book it had
+            self.desk.restore(first.body["day_index"], self.log)
         self.silent = True
         try:
             for msg in messages:
@@ -111,13 +114,13 @@ class AnalysisHandler:
                     payload = answerer.answer(msg)
                     if payload is not None:
                         answers[stage] = P.Message(P.ANSWERS[stage][msg.type], payload=payload)
-                self.handle(msg, answers)
-                differ += self.desk.rebook(own.get(msg.seq, []))  # what this stage placed there before
+                self.handle(msg, answers)  # books again what this stage placed at msg before
         finally:
             self.silent = False
+            differ = self.desk.end_replay()
         if own or differ:
-            self.log.info("book rebuilt from this session's journal: %d order action(s), %d id(s) differ; orders "
-                          "of earlier sessions are not in it", sum(map(len, own.values())), differ)
+            self.log.info("book rebuilt from this session's journal: %d order action(s), %d id(s) differ",
+                          own, differ)
         if not self.started:
             self.started = True
             self._call_all("on_start")
@@ -128,7 +131,8 @@ class AnalysisHandler:
     def _session_steps_total(self) -> int:
         return (self.replica.close_ns - self.replica.open_ns) // NS_PER_MIN
     # ---- message handling ----------------------------------------------------------------------
-    def handle(self, msg: P.Message, answers: dict) -> list:
+    def handle(self, msg: P.Message, answers: dict, part: int = 0) -> list:
+        """One coordinator message (`part`: its step in a STEPS batch being split) with its answers."""
         if msg.type == P.STEPS:
             return self._handle_batch(msg, answers)
         apply_coordinator_message(self.replica, msg)
@@ -137,7 +141,7 @@ class AnalysisHandler:
             apply_processor_answer(self.replica, derived.payload)
         if answers.get("quality") is not None:
             apply_quality_answer(self.replica, answers["quality"].payload)
-        self.desk.on_message(msg)  # fills of this step, expiries at the close: before any strategy hears
+        self.desk.on_message(msg, part)  # fills of this step, expiries at the close: before any strategy hears
         if self.stop_run:
             return []  # halted at the failing step: what follows depends on timing, so it is not recorded
         self._deliver_trading_events()
@@ -147,6 +151,9 @@ class AnalysisHandler:
 
     def _deliver_trading_events(self) -> None:
         """on_order / on_fill to the strategy that owns the order, until no callback places more."""
+        if not self.listeners:  # no strategy has on_order / on_fill: nothing to deliver
+            self.desk.take_events()
+            return
         for _ in range(100):
             events = self.desk.take_events()
             if not events or self.silent:
@@ -195,7 +202,7 @@ class AnalysisHandler:
                 raise P.ProtocolError(f"{stage} answered steps {[m.step for m in parts]} to STEPS of "
                                       f"{[m.step for m in steps]}")
         for i, step in enumerate(steps):
-            self.handle(step, {stage: parts[i] for stage, parts in upstream.items()})
+            self.handle(step, {stage: parts[i] for stage, parts in upstream.items()}, i)
         return []
 
     def _on_step(self, msg: P.Message, derived: P.Message | None) -> None:
@@ -289,6 +296,8 @@ class AnalysisHandler:
                            self.results_root / self.name)
             return
         self.run_id = run_id
+        if self.desk.enabled:
+            self.desk.checkpoint = self.results_dir / ".checkpoint" / "book.msgpack"
 
     @property
     def results_dir(self) -> Path:
@@ -322,6 +331,9 @@ class AnalysisHandler:
         for row in self.summary:
             self.log.info("  %s  steps %d  bars %s  signals %s", row["session_date"], row["steps"],
                           row["bars_seen"], row["signals"])
+        if self.desk.after_end:
+            self.log.warning("%d order(s) placed after the backtest's last bar were rejected (on_order told the "
+                             "strategy; the broker's files hold only what could trade)", self.desk.after_end)
 
 
 def one_line_traceback(exc: BaseException) -> str:

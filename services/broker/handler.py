@@ -15,6 +15,7 @@ from common.domain.orders import Action
 from common.domain.timeconv import fmt_exchange
 from common.runs import is_run_id
 from common.stage.handler import AnswerOnly
+from common.trading import checkpoint
 from common.trading.exchange import Exchange, apply_market_message
 from common.wire import protocol as P
 from services.broker.booking import Booking
@@ -39,18 +40,55 @@ class BrokerHandler(AnswerOnly):
         self.booked_clock = 0
         self.diverged = 0
         self.write_files = write_files
+        self.day_index = 0
+        self.fresh = True  # nothing received yet: a first SESSION_START of a later day restores a checkpoint
 
     def handle(self, msg: P.Message, answers: dict) -> list:
         if msg.type in (P.SESSION_START, P.BACKTEST_END) and is_run_id(msg.body.get("run_id")):
             self.run_id = msg.body["run_id"]
+        if self.fresh and msg.type == P.SESSION_START and msg.body.get("day_index", 0) > 0:
+            self._restore(msg.body["day_index"])
+        self.fresh = False
         self.booking.receive(msg)
         return []
+
+    # ---- the book across sessions: a checkpoint per session end (a delta), read back by a restart ----
+    def _checkpoint_path(self, day_index: int) -> Path:
+        return self.results_dir / ".checkpoint" / f"{day_index:05d}.msgpack"
+
+    def _save(self, msg: P.Message) -> None:
+        """After booking a session's end: the exchange's state and the ledger's records since the last one."""
+        if not self.write_files or self.run_id is None or msg.body.get("last"):
+            return
+        checkpoint.write(self._checkpoint_path(self.day_index), {
+            "day_index": self.day_index, "seq": msg.seq, "exchange": checkpoint.exchange_state(self.exchange),
+            "ledger": self.ledger.delta(), "booked_clock": self.booked_clock, "diverged": self.diverged,
+            "date": self.date})
+
+    def _restore(self, day_index: int) -> None:
+        """Joined on a later day (a restart): the book as it was after the last session's end, from the
+        checkpoints of sessions 0 .. day_index - 1 (the journal replay then brings the current session)."""
+        states = [checkpoint.read(self._checkpoint_path(i)) for i in range(day_index)] if self.run_id else []
+        if not states or any(s is None for s in states):
+            self.log.warning("no checkpoint of the sessions before this one in %s: the book starts from the "
+                             "starting cash (positions and orders of earlier sessions are missing)",
+                             self.results_dir / ".checkpoint")
+            return
+        opened = checkpoint.restore_exchange(self.exchange, states[-1]["exchange"])
+        for state in states:
+            self.ledger.add_delta(state["ledger"], opened)
+        self.booked_clock, self.diverged, self.date = (states[-1][k] for k in ("booked_clock", "diverged", "date"))
+        self.booking.prev_seq = states[-1]["seq"]  # the orders placed after that session's end come first
+        self.log.info("book of the %d earlier session(s) restored from %s: %d account(s), %d open order(s)",
+                      day_index, self.results_dir / ".checkpoint", len(self.exchange.accounts), len(opened))
 
     def _book(self, msg: P.Message, actions: list[tuple[str, Action]]) -> None:
         for stage, action in actions:
             self._apply(stage, action)
+        if actions:
+            self.ledger.record(self.exchange.take_events(), self.date)
         if msg.type == P.SESSION_START:
-            self.date = msg.body["date"]
+            self.date, self.day_index = msg.body["date"], msg.body.get("day_index", 0)
         apply_market_message(self.exchange, msg)
         self.ledger.record(self.exchange.take_events(), self.date)
         if msg.type == P.STEP:
@@ -58,6 +96,7 @@ class BrokerHandler(AnswerOnly):
             self.booked_clock = msg.clock
         elif msg.type == P.SESSION_END:
             self.ledger.close_day(msg.body["date"], self.exchange)
+            self._save(msg)
 
     def _apply(self, stage: str, action: Action) -> None:
         account = f"{stage}/{action.account}"
@@ -68,7 +107,6 @@ class BrokerHandler(AnswerOnly):
             order = self.exchange.place(account, action.request, self.exchange.clock)
             if order.id != action.order_id:
                 self._diverged(stage, f"order id {action.order_id} booked as {order.id}")
-        self.ledger.record(self.exchange.take_events(), self.date)
 
     def _diverged(self, stage: str, what: str) -> None:
         self.diverged += 1

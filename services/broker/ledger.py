@@ -2,15 +2,17 @@
 step, and round-trip trades (flat -> position -> flat; a fill through zero closes one and opens the next)."""
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
 from common.domain.orders import Fill, Order
 from common.domain.timeconv import fmt_exchange
+from common.trading import checkpoint
 from common.trading.exchange import Exchange
 
 
-@dataclass
+@dataclass(slots=True)
 class Trip:
     """One round trip of one account in one symbol."""
     account: str
@@ -46,11 +48,49 @@ class Ledger:
         self._trades: list[dict] = []
         self.open_trips: dict[tuple[str, str], Trip] = {}
         self.day_end_equity: dict[str, list[tuple[str, float]]] = {}
+        self._saved = (0, 0, 0, 0)        # fills, equity, trades, positions already in a checkpoint
+        self._fresh: list[tuple[str, int]] = []       # orders recorded since the last checkpoint
+        self._still_open: list[tuple[str, int]] = []  # orders open at the last checkpoint (they may change)
+
+    # ---- checkpoints: what a broker restarted on a later day reads back (services/broker/handler.py) ---
+    def delta(self) -> dict:
+        """The records since the last delta, as plain values; orders: the new ones and those open then."""
+        f, e, t, p = self._saved
+        orders, still_open = [], []
+        for key in self._still_open + self._fresh:
+            order, date = self._orders[key]
+            orders.append([checkpoint.order_values(order), date])
+            if order.status.open:
+                still_open.append(key)
+        self._still_open, self._fresh = still_open, []
+        out = {"orders": orders, "fills": [[*fill, date] for fill, date in self._fills[f:]],
+               "equity": self._equity[e:], "trades": self._trades[t:], "positions": self.positions[p:],
+               "day_end_equity": self.day_end_equity,
+               "open_trips": [dataclasses.astuple(trip) for trip in self.open_trips.values()]}
+        self._saved = (len(self._fills), len(self._equity), len(self._trades), len(self.positions))
+        return out
+
+    def add_delta(self, delta: dict, open_orders: dict) -> None:
+        """Records of a checkpoint, in order; an open order is the exchange's own object (`open_orders`)."""
+        for values, date in delta["orders"]:
+            key = (values[1], values[0])
+            self._orders[key] = (open_orders.get(key) or checkpoint.order_from(values), date)
+        self._still_open = [key for key, (order, _) in self._orders.items() if order.status.open]
+        self._fills += [(Fill(*v[:8]), v[8]) for v in delta["fills"]]
+        self._equity += [tuple(row) for row in delta["equity"]]
+        self._trades += delta["trades"]
+        self.positions += delta["positions"]
+        self.day_end_equity = {name: [tuple(x) for x in rows] for name, rows in delta["day_end_equity"].items()}
+        self.open_trips = {(v[0], v[1]): Trip(*v) for v in delta["open_trips"]}
+        self._saved = (len(self._fills), len(self._equity), len(self._trades), len(self.positions))
 
     def record(self, events: list[tuple], session_date: str) -> None:
         for event in events:
             if event[0] == "order":
-                self._orders.setdefault((event[1].account, event[1].id), (event[1], session_date))
+                key = (event[1].account, event[1].id)
+                if key not in self._orders:
+                    self._orders[key] = (event[1], session_date)
+                    self._fresh.append(key)
             else:
                 self._fills.append((event[1], session_date))
                 self._trip(event[1])
@@ -77,24 +117,26 @@ class Ledger:
 
     def _trip(self, fill: Fill) -> None:
         key = (fill.account, fill.symbol)
-        left, fee = fill.qty, fill.commission
+        left, fee, price = fill.qty, fill.commission, fill.price
+        trips = self.open_trips
         while abs(left) > 1e-12:
-            trip = self.open_trips.get(key)
+            trip = trips.get(key)
             if trip is None:
-                trip = self.open_trips[key] = Trip(fill.account, fill.symbol, math.copysign(1.0, left), fill.ts)
-            closing = trip.qty != 0 and (trip.qty > 0) != (left > 0)
-            part = math.copysign(min(abs(left), abs(trip.qty)), left) if closing else left
+                trip = trips[key] = Trip(fill.account, fill.symbol, 1.0 if left > 0 else -1.0, fill.ts)
+            held = trip.qty
+            # closing: as much of the fill as the trip holds (the rest opens the next trip)
+            part = math.copysign(min(abs(left), abs(held)), left) if held and (held > 0) != (left > 0) else left
             share = fee * abs(part) / abs(fill.qty)
             if part > 0:
-                trip.bought, trip.bought_value = trip.bought + part, trip.bought_value + part * fill.price
+                trip.bought, trip.bought_value = trip.bought + part, trip.bought_value + part * price
             else:
-                trip.sold, trip.sold_value = trip.sold - part, trip.sold_value - part * fill.price
+                trip.sold, trip.sold_value = trip.sold - part, trip.sold_value - part * price
             trip.commission += share
             trip.qty += part
             left -= part
             if abs(trip.qty) < 1e-12:
                 self._trades.append(trip.row(fill.ts))
-                del self.open_trips[key]
+                del trips[key]
 
     def mark_step(self, clock: int, exchange: Exchange) -> None:
         prices = exchange.last.tolist()

@@ -267,7 +267,8 @@ class SessionEngine:
 
     def _end_session(self) -> None:
         day = self.session.day
-        self.publish(P.Message(P.SESSION_END, {"date": day.isoformat(), "steps": self.step_row},
+        last = self.day_index + 1 >= len(self.sessions)  # no session follows: no bar is left for any order
+        self.publish(P.Message(P.SESSION_END, {"date": day.isoformat(), "steps": self.step_row, "last": last},
                                step=self.global_step, clock=self.clock_ns))
         log.info("session %s ended: %d steps, clock %s", day, self.step_row, fmt_exchange(self.clock_ns))
         self.sessions_ended += 1

@@ -22,9 +22,9 @@ class StepPublisher:
     def batch_size(self) -> int:
         """Steps for the next message; 0: wait for more credit (acks are on their way) to fill a batch."""
         engine = self.engine
-        # the broker books ORDERS between steps (docs/architecture.md): with it, one step per message for now
-        batching = engine.pacer.speed is None and "broker" not in engine.config.stages
-        limit = engine.config.flow_batch if batching else 1
+        # with the broker too: an order placed at a batch's step k is booked before its step k+1 (the actions'
+        # (seq, part), services/broker/booking.py), as it would be between single steps
+        limit = engine.config.flow_batch if engine.pacer.speed is None else 1
         if limit <= 1:
             return 1
         wanted = min(limit, engine.session.n_minutes - engine.step_row, self._steps_until_due())

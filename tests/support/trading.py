@@ -50,10 +50,11 @@ class FillRecorder:
 
     intervals = ("1m",)
 
-    def __init__(self, **params):
+    def __init__(self, buy_at_close: float = 0, **params):
         from strategies.trading import SmaCrossTrader
 
         self.inner = SmaCrossTrader(**params)
+        self.buy_at_close = buy_at_close  # > 0: buys that many AAPL in each on_session_end (open over the close)
 
     def on_bar(self, ctx, symbol, interval, bar):
         self.inner.on_bar(ctx, symbol, interval, bar)
@@ -61,3 +62,35 @@ class FillRecorder:
     def on_fill(self, ctx, fill):
         ctx.signal(fill.symbol, fill.side, abs(fill.qty), "fill", order_id=fill.order_id, price=fill.price,
                    ts=fill.ts, commission=fill.commission, cash=ctx.cash, position=ctx.position(fill.symbol))
+
+    def on_session_end(self, ctx, date):
+        """Its book at each close: cash and positions (a restarted process shows whether it kept them)."""
+        ctx.signal("-", "buy", 0, "book", cash=ctx.cash, positions={s: ctx.position(s) for s in ("AAPL", "MSFT")})
+        if self.buy_at_close:
+            ctx.buy("AAPL", self.buy_at_close, tif="gtc")
+
+
+class OrdersAtTheEnd:
+    """Buys 1 share on its first bar; in every on_session_end buys 2 shares at market (GTC) and, in on_stop,
+    1 more: the one after an earlier session fills at the next session's open, the ones after the last bar
+    are rejected with the reason. Records every on_order as a signal."""
+
+    intervals = ("1m",)
+
+    def __init__(self):
+        self.started = False
+
+    def on_bar(self, ctx, symbol, interval, bar):
+        if not self.started:
+            self.started = True
+            ctx.buy(symbol, 1)
+
+    def on_session_end(self, ctx, date):
+        ctx.buy("AAPL", 2, tif="gtc")
+
+    def on_stop(self, ctx):
+        ctx.buy("AAPL", 1)
+
+    def on_order(self, ctx, order):
+        ctx.signal(order.symbol, "buy", order.qty, f"order {order.id} {order.status.value}: {order.reason}",
+                   clock=ctx.clock)
