@@ -320,23 +320,31 @@ class QualityPayload:
             arrays.update(columns.encode(interval))
         return {"intervals": list(self.columns), "expected": dict(self.expected)}, arrays
 
+    varying = ("expected",)  # body fields that change from step to step (StepBatchPayload rebinds across them)
+
     @classmethod
     def decode(cls, body: dict, arrays: dict) -> "QualityPayload":
-        expected = body.get("expected", {})
         intervals = _str_list(body, "intervals")
-        if (not isinstance(expected, dict) or any(not isinstance(expected.get(i), int) for i in intervals)
-                or any(not isinstance(v, int) or isinstance(v, bool) for v in expected.values())):
-            raise ProtocolError("body field 'expected' must map every interval to an integer")
+        expected = _expected(body, intervals)
         return cls({i: QualityColumns.decode(arrays, i) for i in intervals}, expected)
 
     def rebind(self, body: dict, arrays: dict) -> "QualityPayload":
-        """`decode` of a part whose body equals this one's and whose arrays have the same names."""
+        """`decode` of a part whose body equals this one's but for `expected`, over arrays of the same names."""
         columns = {}
         for interval, old in self.columns.items():
             columns[interval] = QualityColumns(arrays[f"{interval}|slot"],
                                                {n: arrays[f"{interval}|{n}"] for n in old.figures})
             _same_length(f"quality of {interval}", columns[interval].slots, *columns[interval].figures.values())
-        return QualityPayload(columns, body["expected"] if "expected" in body else {})
+        return QualityPayload(columns, _expected(body, list(self.columns)))
+
+
+def _expected(body: dict, intervals: list) -> dict:
+    """QUALITY's body field 'expected': a map of every interval to an integer."""
+    expected = body.get("expected", {})
+    if (not isinstance(expected, dict) or any(not isinstance(expected.get(i), int) for i in intervals)
+            or any(not isinstance(v, int) or isinstance(v, bool) for v in expected.values())):
+        raise ProtocolError("body field 'expected' must map every interval to an integer")
+    return expected
 
 
 @dataclass
@@ -419,12 +427,13 @@ def _decode_parts(part_class, bodies: list, names: list, columns: list, starts: 
     """Each part's payload over views into the batch's columns. A part whose body and array names equal an
     earlier part's is rebound from that part's payload: the same structure over its own views, without
     decoding its body again (dtypes and slots were checked for the whole columns)."""
-    parts, templates = [], []
+    parts, templates, varying = [], [], getattr(part_class, "varying", ())
     for i, part_body in enumerate(bodies):
         if not isinstance(part_body, dict):
             raise ProtocolError(f"part {i}: body is not a map")
         part_arrays = {n: c[lo:hi] for n, c, lo, hi, has in zip(names, columns, starts[i], ends[i], present[i]) if has}
-        template = next((t for b, p, t in templates if p == present[i] and b == part_body), None)
+        layout = {k: v for k, v in part_body.items() if k not in varying} if varying else part_body
+        template = next((t for b, p, t in templates if p == present[i] and b == layout), None)
         try:
             if template is not None:
                 parts.append(template.rebind(part_body, part_arrays))
@@ -432,7 +441,7 @@ def _decode_parts(part_class, bodies: list, names: list, columns: list, starts: 
             parts.append(part_class.decode(part_body, part_arrays))
         except (KeyError, TypeError, ValueError) as exc:  # a part body lacking what its type needs
             raise ProtocolError(f"part {i}: {exc!r}") from None
-        templates.append((part_body, present[i], parts[-1]))
+        templates.append((layout, present[i], parts[-1]))
     return parts
 
 
