@@ -91,16 +91,6 @@ class BarBatch:
             raise ProtocolError(f"bar batch {prefix or '(no prefix)'}: negative slot")
         return cls(cols[0], Bars(*cols[1:]), counts)
 
-    @classmethod
-    def rebind(cls, arrays: dict, prefix: str = "", with_counts: bool = False) -> "BarBatch":
-        """`decode` for arrays whose dtypes and slots a step batch already checked (StepBatchPayload)."""
-        slots, ts, o, h, lo, c, v = (arrays[prefix + name] for name in BATCH_COLUMNS)
-        counts = arrays[prefix + "count"] if with_counts else None
-        if not len(slots) == len(ts) == len(o) == len(h) == len(lo) == len(c) == len(v) == (
-                len(slots) if counts is None else len(counts)):
-            raise ProtocolError(f"bar batch {prefix or '(no prefix)'}: columns have different lengths")
-        return cls(slots, Bars(ts, o, h, lo, c, v), counts)
-
     def counts_or_ones(self) -> np.ndarray:
         return np.ones(len(self.bars), np.int64) if self.counts is None else self.counts
 
@@ -154,13 +144,6 @@ class IndicatorBlock:
         _same_length(f"indicators of {interval}", block.slots, block.ts, *block.values.values())
         return block
 
-    def rebind(self, arrays: dict, interval: str) -> "IndicatorBlock":
-        """This block's keys over other arrays of the same names (another part of a step batch)."""
-        block = IndicatorBlock(arrays[f"{interval}|slot"], arrays[f"{interval}|ts"], list(self.keys),
-                               {(key, output): arrays[f"{interval}|{key}|{output}"] for key, output in self.values})
-        _same_length(f"indicators of {interval}", block.slots, block.ts, *block.values.values())
-        return block
-
 
 def _indicator_index(blocks: dict[str, IndicatorBlock]) -> list:
     return [[interval, key, outputs] for interval, block in blocks.items() for key, outputs in block.keys]
@@ -195,9 +178,6 @@ class StepPayload:
     @classmethod
     def decode(cls, body: dict, arrays: dict) -> "StepPayload":
         return cls(BarBatch.decode(arrays))
-
-    def rebind(self, body: dict, arrays: dict) -> "StepPayload":
-        return StepPayload(BarBatch.rebind(arrays))
 
 
 @dataclass
@@ -277,12 +257,6 @@ class DerivedPayload:
                    for i in _str_list(body, "history_intervals")}
         return cls(session, _decode_blocks(body, arrays), history, body.get("scope", "step"))
 
-    def rebind(self, body: dict, arrays: dict) -> "DerivedPayload":
-        """`decode` of a part whose body equals this one's and whose arrays have the same names."""
-        return DerivedPayload({i: BarBatch.rebind(arrays, f"{i}_", True) for i in self.session},
-                              {i: block.rebind(arrays, i) for i, block in self.indicators.items()},
-                              {i: BarBatch.rebind(arrays, f"h:{i}_", True) for i in self.history}, self.scope)
-
 
 # --- quality answers ---------------------------------------------------------------------------
 @dataclass
@@ -320,31 +294,14 @@ class QualityPayload:
             arrays.update(columns.encode(interval))
         return {"intervals": list(self.columns), "expected": dict(self.expected)}, arrays
 
-    varying = ("expected",)  # body fields that change from step to step (StepBatchPayload rebinds across them)
-
     @classmethod
     def decode(cls, body: dict, arrays: dict) -> "QualityPayload":
+        expected = body.get("expected", {})
         intervals = _str_list(body, "intervals")
-        expected = _expected(body, intervals)
+        if (not isinstance(expected, dict) or any(not isinstance(expected.get(i), int) for i in intervals)
+                or any(not isinstance(v, int) or isinstance(v, bool) for v in expected.values())):
+            raise ProtocolError("body field 'expected' must map every interval to an integer")
         return cls({i: QualityColumns.decode(arrays, i) for i in intervals}, expected)
-
-    def rebind(self, body: dict, arrays: dict) -> "QualityPayload":
-        """`decode` of a part whose body equals this one's but for `expected`, over arrays of the same names."""
-        columns = {}
-        for interval, old in self.columns.items():
-            columns[interval] = QualityColumns(arrays[f"{interval}|slot"],
-                                               {n: arrays[f"{interval}|{n}"] for n in old.figures})
-            _same_length(f"quality of {interval}", columns[interval].slots, *columns[interval].figures.values())
-        return QualityPayload(columns, _expected(body, list(self.columns)))
-
-
-def _expected(body: dict, intervals: list) -> dict:
-    """QUALITY's body field 'expected': a map of every interval to an integer."""
-    expected = body.get("expected", {})
-    if (not isinstance(expected, dict) or any(not isinstance(expected.get(i), int) for i in intervals)
-            or any(not isinstance(v, int) or isinstance(v, bool) for v in expected.values())):
-        raise ProtocolError("body field 'expected' must map every interval to an integer")
-    return expected
 
 
 @dataclass
@@ -415,34 +372,18 @@ class StepBatchPayload:
         columns = [_array(arrays, n) for n in names]
         if set(arrays) != set(names) or any(int(e) != len(c) for e, c in zip(ends[-1], columns)):
             raise ProtocolError("array lengths do not add up to the parts' lengths")
-        if any((n == "slot" or n.endswith("_slot")) and len(c) and c.min() < 0 for n, c in zip(names, columns)):
-            raise ProtocolError("a bar batch of a part has a negative slot")
         starts = (ends - np.maximum(table, 0)).tolist()
-        return cls(body["part"], steps, clocks, _decode_parts(part_class, bodies, names, columns, starts,
-                                                               ends.tolist(), (table >= 0).tolist()))
-
-
-def _decode_parts(part_class, bodies: list, names: list, columns: list, starts: list, ends: list,
-                  present: list) -> list:
-    """Each part's payload over views into the batch's columns. A part whose body and array names equal an
-    earlier part's is rebound from that part's payload: the same structure over its own views, without
-    decoding its body again (dtypes and slots were checked for the whole columns)."""
-    parts, templates, varying = [], [], getattr(part_class, "varying", ())
-    for i, part_body in enumerate(bodies):
-        if not isinstance(part_body, dict):
-            raise ProtocolError(f"part {i}: body is not a map")
-        part_arrays = {n: c[lo:hi] for n, c, lo, hi, has in zip(names, columns, starts[i], ends[i], present[i]) if has}
-        layout = {k: v for k, v in part_body.items() if k not in varying} if varying else part_body
-        template = next((t for b, p, t in templates if p == present[i] and b == layout), None)
-        try:
-            if template is not None:
-                parts.append(template.rebind(part_body, part_arrays))
-                continue
-            parts.append(part_class.decode(part_body, part_arrays))
-        except (KeyError, TypeError, ValueError) as exc:  # a part body lacking what its type needs
-            raise ProtocolError(f"part {i}: {exc!r}") from None
-        templates.append((layout, present[i], parts[-1]))
-    return parts
+        present, ends = (table >= 0).tolist(), ends.tolist()
+        parts = []
+        for i, part_body in enumerate(bodies):
+            if not isinstance(part_body, dict):
+                raise ProtocolError(f"part {i}: body is not a map")
+            part_arrays = {n: c[lo:hi] for n, c, lo, hi, has in zip(names, columns, starts[i], ends[i], present[i]) if has}
+            try:
+                parts.append(part_class.decode(part_body, part_arrays))
+            except (KeyError, TypeError, ValueError) as exc:  # a part body lacking what its type needs
+                raise ProtocolError(f"part {i}: {exc!r}") from None
+        return cls(body["part"], steps, clocks, parts)
 
 
 def _lengths_table(lengths: list, n_names: int) -> np.ndarray:
