@@ -23,6 +23,7 @@ from common.runs import is_run_id
 from common.stage.replica import (
     SessionReplica,
     apply_coordinator_message,
+    apply_indicator_blocks,
     apply_processor_answer,
     apply_quality_answer,
 )
@@ -128,13 +129,13 @@ class AnalysisHandler:
     def _session_steps_total(self) -> int:
         return (self.replica.close_ns - self.replica.open_ns) // NS_PER_MIN
     # ---- message handling ----------------------------------------------------------------------
-    def handle(self, msg: P.Message, answers: dict) -> list:
+    def handle(self, msg: P.Message, answers: dict, indicators_written: bool = False) -> list:
         if msg.type == P.STEPS:
             return self._handle_batch(msg, answers)
         apply_coordinator_message(self.replica, msg)
         derived = answers.get("processor")
         if derived is not None:
-            apply_processor_answer(self.replica, derived.payload)
+            apply_processor_answer(self.replica, derived.payload, indicators=not indicators_written)
         if answers.get("quality") is not None:
             apply_quality_answer(self.replica, answers["quality"].payload)
         self.desk.on_message(msg)  # fills of this step, expiries at the close: before any strategy hears
@@ -194,8 +195,10 @@ class AnalysisHandler:
             if [m.step for m in parts] != [m.step for m in steps]:
                 raise P.ProtocolError(f"{stage} answered steps {[m.step for m in parts]} to STEPS of "
                                       f"{[m.step for m in steps]}")
+        if "processor" in upstream:  # the batch's indicator values in one write per output (unseen ahead of their bars)
+            apply_indicator_blocks(self.replica, [m.payload for m in upstream["processor"]])
         for i, step in enumerate(steps):
-            self.handle(step, {stage: parts[i] for stage, parts in upstream.items()})
+            self.handle(step, {stage: parts[i] for stage, parts in upstream.items()}, indicators_written=True)
         return []
 
     def _on_step(self, msg: P.Message, derived: P.Message | None) -> None:
