@@ -127,44 +127,6 @@ def test_streaming_equals_batch_bit_for_bit(seed, n_symbols, minutes, session, d
 
 
 @settings(max_examples=60, deadline=None)
-@given(**scenario, batch=st.integers(1, 40))
-def test_step_batches_emit_what_single_steps_emit_bit_for_bit(seed, n_symbols, minutes, session, density, batch):
-    """on_steps over batches of consecutive steps (a window's steps folded in one pass, batches starting
-    mid-window) emits at each step exactly what on_step emits, and leaves the same state."""
-    close = OPEN + session * NS_PER_MIN
-    feed = Feed(make_symbols(seed, n_symbols, session, density), OPEN, close)
-    single, batched = WindowAggregator(minutes, n_symbols), WindowAggregator(minutes, n_symbols)
-    single.start_session(OPEN, close)
-    batched.start_session(OPEN, close)
-    clocks = list(feed.clocks(OPEN, close))
-    for lo in range(0, len(clocks), batch):
-        part = clocks[lo:lo + batch]
-        steps = [feed.step(c) for c in part]
-        got = batched.on_steps(part, [s[0] for s in steps], [Bars(np.full(len(s[0]), c - NS_PER_MIN), *s[1:])
-                                                              for c, s in zip(part, steps)])
-        want = [single.on_step(c, *s) for c, s in zip(part, steps)]
-        assert len(got) == len(want)
-        for g, w in zip(got, want):
-            assert (g is None) == (w is None)
-            if w is not None:
-                for f in ("slots", "ts", "open", "high", "low", "close", "volume", "count"):
-                    a, b = getattr(g, f), getattr(w, f)
-                    assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), f
-        assert_same_state(aggregator_state(batched), aggregator_state(single))
-
-
-def test_a_step_batch_must_continue_the_clock():
-    aggregator = WindowAggregator(5, 1)
-    aggregator.start_session(OPEN, OPEN + 30 * NS_PER_MIN)
-    one = [np.array([0])]
-    bar = Bars(np.array([OPEN]), *(np.array([1.0]) for _ in range(5)))
-    with pytest.raises(ValueError):
-        aggregator.on_steps([OPEN + NS_PER_MIN, OPEN + 3 * NS_PER_MIN], one * 2, [bar, bar])
-    with pytest.raises(ValueError):
-        aggregator.on_steps([OPEN + 31 * NS_PER_MIN], one, [bar])
-
-
-@settings(max_examples=60, deadline=None)
 @given(**scenario, data=st.data())
 def test_seed_slot_equals_streaming(seed, n_symbols, minutes, session, density, data):
     close = OPEN + session * NS_PER_MIN

@@ -172,7 +172,8 @@ class DerivedAnswers:
         elif msg.type == P.STEP:
             return self._on_step(msg)
         elif msg.type == P.STEPS:
-            return self._on_steps(msg.payload)
+            batch = msg.payload
+            return StepBatchPayload(P.DERIVED, batch.steps, batch.clocks, [self._on_step(m) for m in P.split_batch(msg)])
         elif msg.type == P.HISTORY:
             return self._on_history(msg)
         elif msg.type == P.PREPARE:
@@ -205,24 +206,10 @@ class DerivedAnswers:
     def _on_step(self, msg: P.Message) -> DerivedPayload:
         batch = msg.payload.batch
         slots, bars = batch.slots.astype(np.int64), batch.bars
-        return self._derive(slots, bars, {interval: agg.on_step(msg.clock, slots, bars.open, bars.high, bars.low,
-                                                                    bars.close, bars.volume)
-                                          for interval, agg in self.aggs.items()})
-
-    def _on_steps(self, batch: StepBatchPayload) -> StepBatchPayload:
-        """A STEPS batch: each window's steps aggregated in one pass, the indicators step by step."""
-        slots = [part.batch.slots.astype(np.int64) for part in batch.parts]
-        bars = [part.batch.bars for part in batch.parts]
-        emitted = {interval: agg.on_steps(batch.clocks, slots, bars) for interval, agg in self.aggs.items()}
-        return StepBatchPayload(P.DERIVED, batch.steps, batch.clocks, [
-            self._derive(slots[k], bars[k], {interval: emitted[interval][k] for interval in self.aggs})
-            for k in range(len(batch.parts))])
-
-    def _derive(self, slots: np.ndarray, bars: Bars, emitted_by_interval: dict) -> DerivedPayload:
-        """One step's answer: the 1m indicators, then each interval's windows emitted at the step."""
         out = DerivedPayload()
         self._add_block(out, "1m", self.indicators.update("1m", slots, bars))
-        for interval, emitted in emitted_by_interval.items():
+        for interval, agg in self.aggs.items():
+            emitted = agg.on_step(msg.clock, slots, bars.open, bars.high, bars.low, bars.close, bars.volume)
             if emitted is None or not len(emitted):
                 continue
             out.session[interval.name] = BarBatch(emitted.slots, emitted.bars, np.asarray(emitted.count, np.int64))

@@ -243,53 +243,6 @@ class WindowAggregator:
         self._set_window(self._window_end)
         return emitted
 
-    def on_steps(self, clocks: list[int], slots: list[np.ndarray], bars: list[Bars]) -> list[Emitted | None]:
-        """`on_step` for consecutive steps at once (a step batch): step k's bars are `bars[k]` of the unique
-        `slots[k]`; returns what each step emits. The steps of one window fold in one vectorised pass,
-        with the same float operations in the same order as step by step (see `_fold_window`)."""
-        out: list[Emitted | None] = []
-        k = 0
-        while k < len(clocks):
-            check_next_step(self.clock_ns, clocks[k], self.close_ns)
-            end = min(len(clocks), k + max(0, (self._window_end - clocks[k]) // NS_PER_MIN) + 1)
-            for j in range(k + 1, end):
-                check_next_step(clocks[j - 1], clocks[j], self.close_ns)
-            self.clock_ns = int(clocks[end - 1])
-            self._fold_window(slots[k:end], bars[k:end])
-            out += [None] * (end - 1 - k)
-            if self.clock_ns == self._window_end:
-                out.append(self._emit())
-                self._set_window(self._window_end)
-            else:
-                out.append(None)
-            k = end
-        return out
-
-    def _fold_window(self, slots: list[np.ndarray], bars: list[Bars]) -> None:
-        """Fold the bars of consecutive steps of one window: per slot, the running window (when it has
-        one) then its bars in time order, reduced as `aggregate_many` does (max/min exact, volumes summed
-        left to right by `_sequential_sum`): bit-identical to folding them step by step."""
-        bars = Bars.concat(bars)
-        if len(bars) == 0:
-            return
-        slots = np.concatenate([np.asarray(s, np.int64) for s in slots])
-        held = np.unique(slots[self._count[slots] > 0])  # slots whose window already holds bars
-        v = self._values
-        all_slots = np.concatenate([held, slots])
-        order = np.argsort(all_slots, kind="stable")  # per slot: the running window first, then time order
-        columns = {f: np.concatenate([v[f][held], getattr(bars, f)])[order] for f in _VALUE_FIELDS}
-        grouped = all_slots[order]
-        starts = np.flatnonzero(np.r_[True, grouped[1:] != grouped[:-1]])
-        sizes = np.diff(np.r_[starts, len(grouped)])
-        which = grouped[starts]
-        fresh = self._count[which] == 0
-        v["open"][which] = columns["open"][starts]
-        v["high"][which] = np.maximum.reduceat(columns["high"], starts)
-        v["low"][which] = np.minimum.reduceat(columns["low"], starts)
-        v["close"][which] = columns["close"][starts + sizes - 1]
-        v["volume"][which] = _sequential_sum(columns["volume"], starts, sizes)
-        self._count[which] += sizes - (~fresh).astype(np.int64)  # the running window is no bar of its own
-
     def _fold(self, slots, open, high, low, close, volume) -> None:
         """acc = op(acc, bar) for slots with a partial window, acc = bar for the others."""
         if len(slots) == 0:
