@@ -304,18 +304,38 @@ def apply_coordinator_message(replica: SessionReplica, msg) -> None:
         replica.remove_symbol(body["symbol"])
 
 
-def apply_processor_answer(replica: SessionReplica, payload) -> None:
-    """Derived bars, trailing-history bars and indicator values of a DerivedPayload."""
+def apply_processor_answer(replica: SessionReplica, payload, indicators: bool = True) -> None:
+    """Derived bars, trailing-history bars and (unless `indicators` is False: the caller wrote them with
+    `apply_indicator_blocks`) indicator values of a DerivedPayload."""
     for interval, batch in payload.session.items():
         replica.append_bars(interval, batch.slots, batch.bars, batch.counts)
     for interval, batch in payload.history.items():
         for slot, part in batch.per_slot().items():
             progress.tick()
             replica.set_history(replica.symbols[slot], interval, part.bars, part.counts)
-    for interval, block in payload.indicators.items():
-        rows = replica.grids[interval].rows_of(block.ts)
-        for (key, output), values in block.values.items():
-            replica.put_indicator(interval, key, output, block.slots, block.ts, values, rows)
+    if indicators:
+        apply_indicator_blocks(replica, [payload])
+
+
+def apply_indicator_blocks(replica: SessionReplica, payloads: list) -> None:
+    """The indicator values of DerivedPayloads (e.g. the parts of a step batch) in one write per interval
+    and output when their blocks have the same keys. Each (interval, bar, slot) holds one value, so the
+    replica ends as with one write per payload; readers see a value only once its bar is in the grid
+    (`indicator` reads the rows present), so values written ahead of their bars stay unseen until then."""
+    by_interval: dict[str, list] = {}
+    for payload in payloads:
+        for interval, block in payload.indicators.items():
+            by_interval.setdefault(interval, []).append(block)
+    for interval, blocks in by_interval.items():
+        if any(b.keys != blocks[0].keys for b in blocks):
+            groups = [(b.slots, b.ts, b.values) for b in blocks]
+        else:
+            groups = [(np.concatenate([b.slots for b in blocks]), np.concatenate([b.ts for b in blocks]),
+                       {name: np.concatenate([b.values[name] for b in blocks]) for name in blocks[0].values})]
+        for slots, ts, values in groups:
+            rows = replica.grids[interval].rows_of(ts)
+            for (key, output), column in values.items():
+                replica.put_indicator(interval, key, output, slots, ts, column, rows)
 
 
 def apply_quality_answer(replica: SessionReplica, payload) -> None:

@@ -23,6 +23,7 @@ from common.runs import is_run_id
 from common.stage.replica import (
     SessionReplica,
     apply_coordinator_message,
+    apply_indicator_blocks,
     apply_processor_answer,
     apply_quality_answer,
 )
@@ -131,14 +132,15 @@ class AnalysisHandler:
     def _session_steps_total(self) -> int:
         return (self.replica.close_ns - self.replica.open_ns) // NS_PER_MIN
     # ---- message handling ----------------------------------------------------------------------
-    def handle(self, msg: P.Message, answers: dict, part: int = 0) -> list:
-        """One coordinator message (`part`: its step in a STEPS batch being split) with its answers."""
+    def handle(self, msg: P.Message, answers: dict, part: int = 0, indicators_written: bool = False) -> list:
+        """One coordinator message (`part`: its step in a STEPS batch being split, whose indicator values
+        are then `indicators_written` already) with its answers."""
         if msg.type == P.STEPS:
             return self._handle_batch(msg, answers)
         apply_coordinator_message(self.replica, msg)
         derived = answers.get("processor")
         if derived is not None:
-            apply_processor_answer(self.replica, derived.payload)
+            apply_processor_answer(self.replica, derived.payload, indicators=not indicators_written)
         if answers.get("quality") is not None:
             apply_quality_answer(self.replica, answers["quality"].payload)
         self.desk.on_message(msg, part)  # fills of this step, expiries at the close: before any strategy hears
@@ -201,8 +203,10 @@ class AnalysisHandler:
             if [m.step for m in parts] != [m.step for m in steps]:
                 raise P.ProtocolError(f"{stage} answered steps {[m.step for m in parts]} to STEPS of "
                                       f"{[m.step for m in steps]}")
+        if "processor" in upstream:  # the batch's indicator values in one write per output (unseen ahead of their bars)
+            apply_indicator_blocks(self.replica, [m.payload for m in upstream["processor"]])
         for i, step in enumerate(steps):
-            self.handle(step, {stage: parts[i] for stage, parts in upstream.items()}, i)
+            self.handle(step, {stage: parts[i] for stage, parts in upstream.items()}, i, indicators_written=True)
         return []
 
     def _on_step(self, msg: P.Message, derived: P.Message | None) -> None:

@@ -59,12 +59,15 @@ class Scanner(CallbackRecorder):
 class ContextRecorder:
     """Keeps every callback, in order, with what ctx showed at that moment (in memory, `calls`)."""
 
+    indicators = {"1m": ["sma(3)"], "5m": ["sma(3)"]}
+
     def __init__(self):
         self.calls = []
 
     def _seen(self, ctx, *what):
         shown = {s: (len(ctx.bars(s)), len(ctx.bars(s, "5m")), ctx.quality(s).get("1m", {}).get("pct"),
-                     ctx.latest(s, "15m")) for s in ctx.symbols}
+                     ctx.latest(s, "15m"), ctx.indicator(s, "1m", "sma(3)").tolist(),
+                     ctx.indicator(s, "5m", "sma(3)").tolist()) for s in ctx.symbols}
         self.calls.append(repr((what, ctx.clock, ctx.session_date, shown)))
 
     def on_session_start(self, ctx, date):
