@@ -15,7 +15,8 @@ import json
 import os
 from pathlib import Path
 
-from common.config import ConfigError, SessionConfig, StrategyEntry, parse_config
+from common.config import ConfigError, SessionConfig, parse_config
+from services.analysis.strategies import with_objects
 
 SESSION_KEYS = {"mode", "start_date", "end_date", "symbols", "streams", "clock", "missing_data", "calendar"}
 
@@ -109,10 +110,10 @@ def strategy_entries(strategies) -> list[dict]:
 def build(config, overrides: dict | None = None, strategies=None) -> SessionConfig:
     """Parse the config with the overrides applied; strategy objects are kept in the parsed entries."""
     raw, path = read_config(config)
-    if strategies is None and isinstance(config, SessionConfig):  # a prepared config keeps its strategy objects
+    if strategies is None and isinstance(config, SessionConfig) and any(
+            not isinstance(e.target, str) for e in config.strategies):  # a prepared config keeps its objects
         strategies = [{"class": e.target, "name": e.name, "params": e.params, "on_error": e.on_error}
-                      for e in config.strategies] if any(not isinstance(e.target, str) for e in config.strategies) \
-            else None
+                      for e in config.strategies]
     if strategies is not None:
         raw["strategies"] = strategy_entries(strategies)
     for key, value in (overrides or {}).items():
@@ -127,8 +128,6 @@ def build(config, overrides: dict | None = None, strategies=None) -> SessionConf
         raise ConfigError(f"data_root: {parsed.data_root} is not a folder (fill a store with `ctl data import` or "
                           f"`ctl data generate`, or the sample set with session_engine.sample_store(path))")
     if objects:
-        entries = list(parsed.strategies)
-        for i, target in objects.items():
-            entries[i] = StrategyEntry(target, entries[i].params, entries[i].name, entries[i].on_error)
-        parsed = dataclasses.replace(parsed, strategies=tuple(entries))
+        by_name = {parsed.strategies[i].name: target for i, target in objects.items()}
+        parsed = dataclasses.replace(parsed, strategies=tuple(with_objects(parsed.strategies, by_name)))
     return parsed

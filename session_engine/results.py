@@ -161,10 +161,11 @@ class Run:
         return pd.concat(frames)
 
     def _symbol_days(self, symbol: str) -> list[str]:
+        """The run's days for a configured symbol; from its add on for a symbol added at run time."""
+        if symbol in self.record.get("symbols", []):
+            return self.days()
         added = (self.record.get("dynamic_added") or {}).get(symbol)
-        if symbol in self.record.get("symbols", []) or not added:
-            return self.days() if symbol in self.record.get("symbols", []) else []
-        return [d for d in self.days() if d >= added["date"]]
+        return [d for d in self.days() if d >= added["date"]] if added else []
 
     def _day_frame(self, store, calendar, symbol: str, day: str, interval: str, minutes: int) -> pd.DataFrame:
         open_ns, close_ns = calendar.open_close_ns(dt.date.fromisoformat(day))

@@ -91,13 +91,14 @@ def _sweep_folder(results_dir: Path, name: str) -> tuple[str, Path]:
             continue
 
 
-def _absolute(config, overrides: dict, strategies) -> tuple[object, dict]:
-    """The config as workers get it: a file path made absolute, data_root and results_dir absolute."""
+def _absolute(config, overrides: dict, strategies) -> tuple[object, dict, str]:
+    """The config as workers get it (a file path made absolute, data_root and results_dir absolute) and its
+    name."""
     base = configure.build(config, overrides, strategies)
     if isinstance(config, (str, os.PathLike)):
         config = os.path.abspath(config)
     paths = {"data_root": str(Path(base.data_root).resolve()), "results_dir": str(Path(base.results_dir).resolve())}
-    return config, {**overrides, **paths}
+    return config, {**overrides, **paths}, runs.config_name(base.raw, base.path)
 
 
 def sweep(config, grid: dict, *, strategies=None, scheduler: str | None = None, workers: int | None = None,
@@ -105,11 +106,10 @@ def sweep(config, grid: dict, *, strategies=None, scheduler: str | None = None, 
     """Run every combination of `grid` ({config path: [values]}) and return the table (a row per
     combination, in grid order). `progress(done, total, row)` is called as each combination ends."""
     combos = expand_grid(grid)
-    config, overrides = _absolute(config, overrides, strategies)
+    config, overrides, name = _absolute(config, overrides, strategies)
     for combo in combos:  # a bad path or value fails here, before any worker starts
         configure.build(config, {**overrides, **combo}, strategies)
-    base = configure.build(config, overrides, strategies)
-    sweep_id, folder = _sweep_folder(Path(overrides["results_dir"]), runs.config_name(base.raw, base.path))
+    sweep_id, folder = _sweep_folder(Path(overrides["results_dir"]), name)
     overrides = {**overrides, "results_dir": str(folder)}
     run_ids = [f"{sweep_id}-{k + 1:03d}" for k in range(len(combos))]
     with ClusterClient(client, scheduler, workers, len(combos)) as dask_client:

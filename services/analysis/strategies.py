@@ -1,6 +1,7 @@
 """Loading the user's strategy classes and reading what they declare."""
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 import pickle
@@ -79,7 +80,5 @@ def strategy_objects(path: str) -> dict:
 
 
 def with_objects(entries, objects: dict) -> list:
-    """The config's strategy entries, the pickled ones taking their objects as targets."""
-    import dataclasses
-
+    """The config's strategy entries, those named in `objects` taking their object as target."""
     return [dataclasses.replace(e, target=objects[e.name]) if e.name in objects else e for e in entries]

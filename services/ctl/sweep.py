@@ -7,6 +7,7 @@ progress (done / total, failures, ETA) and prints the table. Exit 0 when every c
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -90,9 +91,7 @@ def sweep_cmd(config, grid, sets, scheduler, workers, out, as_json) -> None:
     if out is not None and out.suffix not in (".csv", ".parquet"):
         raise click.BadParameter(f"{out}: write .csv or .parquet", param_hint="--out")
     grid_values, overrides = parse_pairs(grid, "--grid", True), parse_pairs(sets, "--set", False)
-    total = 1
-    for values in grid_values.values():
-        total *= len(values)
+    total = math.prod(len(values) for values in grid_values.values())
     click.echo(f"sweep: {total} combination(s) of {', '.join(grid_values)}", err=True)
     try:
         table = sweep(config, grid_values, scheduler=scheduler, workers=workers, progress=Progress(), **overrides)
