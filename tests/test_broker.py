@@ -56,6 +56,25 @@ def kill_and_restart(pipe, config, stage: str, after_step: int, day: int = 1) ->
     return pipe.wait(timeout=120)
 
 
+def restarted_on_day_2(tmp_path, store, strategies: list, stage: str):
+    """Three sessions at 3000x; kill -9 of `stage` on day 2, restarted under its name: the pipeline (every
+    other process exited 0), after checking the restarted one restored the book of day 1."""
+    from test_faults import FLOW
+
+    config = trading_config(tmp_path, store.root, strategies=strategies,
+                            session={"end_date": "2025-07-07", "clock": {"speed": 3000}},
+                            flow={**FLOW, **SLOW_MACHINE, "on_stage_loss": "wait"})
+    pipe = Pipeline(tmp_path, config)
+    try:
+        codes = kill_and_restart(pipe, config, stage, after_step=60, day=2)
+    finally:
+        pipe.kill()
+    del codes[stage]
+    assert set(codes.values()) == {0}, pipe.all_logs()
+    assert "book of the 1 earlier session(s) restored" in pipe.log(f"{stage}2"), pipe.log(f"{stage}2")
+    return pipe
+
+
 def table(folder, name):
     return pq.read_table(folder / "broker" / f"{name}.parquet").to_pylist()
 
@@ -291,16 +310,7 @@ def test_a_broker_restarted_on_a_later_day_writes_the_files_of_an_undisturbed_ru
                                                                 "offset": 0.05}},
                {"class": "support.trading:OrdersAtTheEnd", "name": "end"}]
     days = {"end_date": "2025-07-07"}
-    config = trading_config(tmp_path, sample_store.root, strategies=traders, session={**days, "clock": {"speed": 3000}},
-                            flow={**FLOW, **SLOW_MACHINE, "on_stage_loss": "wait"})
-    pipe = Pipeline(tmp_path, config)
-    try:
-        codes = kill_and_restart(pipe, config, "broker", after_step=60, day=2)
-    finally:
-        pipe.kill()
-    del codes["broker"]
-    assert set(codes.values()) == {0}, pipe.all_logs()
-    assert "book of the 1 earlier session(s) restored" in pipe.log("broker2"), pipe.log("broker2")
+    pipe = restarted_on_day_2(tmp_path, sample_store, traders, "broker")
     assert "0 booking difference(s)" in pipe.log("broker2") and "differs" not in pipe.log("broker2")
     calm_dir = tmp_path / "calm"
     calm_dir.mkdir()
@@ -317,21 +327,9 @@ def test_a_trading_analysis_restarted_on_a_later_day_keeps_the_book_of_the_earli
     with the same ids as the broker's and what it sees at every later close is the broker's record.
     (Its strategies start afresh and the steps in flight at the kill replay silently, so its later
     decisions may differ from an undisturbed run's: the broker's record is compared, not a calm run.)"""
-    from test_faults import FLOW
-
     recorder = {"class": "support.trading:FillRecorder", "name": "rec",
                 "params": {"fast": 3, "slow": 8, "qty": 7, "order_type": "limit", "offset": 0.02, "buy_at_close": 3}}
-    config = trading_config(tmp_path, sample_store.root, strategies=[recorder],
-                            session={"end_date": "2025-07-07", "clock": {"speed": 3000}},
-                            flow={**FLOW, **SLOW_MACHINE, "on_stage_loss": "wait"})
-    pipe = Pipeline(tmp_path, config)
-    try:
-        codes = kill_and_restart(pipe, config, "analysis", after_step=60, day=2)
-    finally:
-        pipe.kill()
-    del codes["analysis"]
-    assert set(codes.values()) == {0}, pipe.all_logs()
-    assert "book of the 1 earlier session(s) restored" in pipe.log("analysis2"), pipe.log("analysis2")
+    pipe = restarted_on_day_2(tmp_path, sample_store, [recorder], "analysis")
     assert re.search(r"0 id\(s\) differ", pipe.log("analysis2")), pipe.log("analysis2")
     assert "0 booking difference(s)" in pipe.log("broker") and "differs" not in pipe.log("broker")
     folder = run_dir(tmp_path)

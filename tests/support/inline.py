@@ -8,20 +8,19 @@ import logging
 from common.config import parse_config
 from common.wire import protocol as P
 from services.analysis.handler import AnalysisHandler
+from session_engine import inline
 from session_engine.inline import InlineSession
 
 STAGES = ("processor", "quality", "analysis")
 
 
-class Wire:
-    """Stands in for the PUB socket: keeps every message, decoded back from its frames."""
+class Wire(inline.Wire):
+    """session_engine's stand-in for the PUB socket (every message kept, decoded back from its frames), with
+    its publisher at hand."""
 
     def __init__(self):
+        super().__init__()
         self.publisher = P.Publisher(self, "coordinator")
-        self.messages: list[P.Message] = []
-
-    def send_multipart(self, frames, copy=False):
-        self.messages.append(P.decode([bytes(f) for f in frames]))
 
     def types(self) -> list[str]:
         return [m.type for m in self.messages]

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 
-class BuyOnceRaiseOnFill:
-    """Buys once on its first bar; raises in on_fill (tests the on_error policy)."""
+class BuyOnce:
+    """Buys 1 share on its first bar."""
 
     intervals = ("1m",)
 
@@ -14,6 +14,10 @@ class BuyOnceRaiseOnFill:
         if not self.sent:
             self.sent = True
             ctx.buy(symbol, 1)
+
+
+class BuyOnceRaiseOnFill(BuyOnce):
+    """Buys once on its first bar; raises in on_fill (tests the on_error policy)."""
 
     def on_fill(self, ctx, fill):
         raise RuntimeError(f"boom on fill of order {fill.order_id}")
@@ -70,20 +74,10 @@ class FillRecorder:
             ctx.buy("AAPL", self.buy_at_close, tif="gtc")
 
 
-class OrdersAtTheEnd:
+class OrdersAtTheEnd(BuyOnce):
     """Buys 1 share on its first bar; in every on_session_end buys 2 shares at market (GTC) and, in on_stop,
     1 more: the one after an earlier session fills at the next session's open, the ones after the last bar
     are rejected with the reason. Records every on_order as a signal."""
-
-    intervals = ("1m",)
-
-    def __init__(self):
-        self.started = False
-
-    def on_bar(self, ctx, symbol, interval, bar):
-        if not self.started:
-            self.started = True
-            ctx.buy(symbol, 1)
 
     def on_session_end(self, ctx, date):
         ctx.buy("AAPL", 2, tif="gtc")
